@@ -1,0 +1,1 @@
+"""Architectures, checkpoint formats and samplers, one folder per family. No ComfyUI imports."""

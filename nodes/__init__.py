@@ -1,0 +1,1 @@
+"""ComfyUI adapters: schemas, type conversion, progress, interrupts, model management."""

@@ -1,0 +1,1 @@
+"""Pure PyTorch operators: splatting, warping, spectral volumes, sparse-to-dense motion. No ComfyUI imports."""

@@ -1,0 +1,19 @@
+"""Test set-up shared by every layer.
+
+The pack is a ComfyUI custom-node folder whose name is chosen by the user, and it uses relative imports
+only. The tests import it as the package ``imagedynamics`` without running its top-level ``__init__.py``
+(which needs a ComfyUI host): ``from imagedynamics.ops.splat import softsplat``.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+import types
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+if "imagedynamics" not in sys.modules:
+    package = types.ModuleType("imagedynamics")
+    package.__path__ = [str(ROOT)]
+    package.__file__ = str(ROOT / "__init__.py")
+    sys.modules["imagedynamics"] = package
