@@ -1,0 +1,4 @@
+"""Nodes that turn what a user draws or writes into motion."""
+from .sparse_trajectory import SparseTrajectoryToFlow
+
+NODES = [SparseTrajectoryToFlow]

@@ -1,0 +1,4 @@
+"""Nodes that make, convert and sample motion."""
+from .eulerian import EulerianMotion
+
+NODES = [EulerianMotion]

@@ -1,0 +1,60 @@
+"""EulerianMotion: a velocity field integrated into reference-anchored motion for N frames, looping if asked."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ...ops.containers import Motion, VelocityField
+from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, check_finite
+
+NODE = "EulerianMotion"
+LOOP_MODES = ["seamless loop", "ping-pong", "no loop"]
+
+
+class EulerianMotion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE,
+            display_name="Eulerian Motion (loop)",
+            category=f"{CATEGORY}/motion",
+            description=(
+                "Integrates a static velocity field (pixels per frame) into the displacement of every pixel for N "
+                "frames. 'seamless loop' integrates forward from the start and backward from the end and "
+                "cross-fades the two renders, as in Holynski et al., 'Animating Pictures with Eulerian Motion "
+                "Fields' (CVPR 2021), so the last frame flows into the first."),
+            inputs=[
+                DynFlow.Input("flow", tooltip="Velocity field from SparseTrajectoryToFlow (pixels per frame)."),
+                io.Int.Input("num_frames", default=48, min=2, max=4096, tooltip="Frames in the loop."),
+                io.Float.Input("fps", default=24.0, min=1.0, max=240.0, step=1.0,
+                               tooltip="Frames per second the motion is meant to play at."),
+                io.Float.Input("speed", default=1.0, min=0.0, max=20.0, step=0.05,
+                               tooltip="Multiplies the velocity: 2 = twice as far per frame."),
+                io.Combo.Input("loop", options=LOOP_MODES, default="seamless loop",
+                               tooltip="seamless loop: two-way integration cross-faded; ping-pong: forward then "
+                               "back; no loop: forward only."),
+            ],
+            outputs=[DynMotion.Output("motion", tooltip="Reference-anchored motion; frame 0 is exactly still.")],
+        )
+
+    @classmethod
+    def execute(cls, flow: VelocityField, num_frames, fps, speed, loop) -> io.NodeOutput:
+        from ...ops import eulerian
+
+        if not isinstance(flow, VelocityField):
+            raise NodeInputError(NODE, "flow", "a DYN_FLOW velocity field", type(flow).__name__)
+        check_finite(flow.velocity, NODE, "flow")
+        velocity = flow.velocity[0].float() * float(speed)
+        if loop == "seamless loop":
+            forward, backward, alpha = eulerian.loop_motion_pair(velocity, num_frames)
+            motion = Motion(displacement=forward, fps=fps, loops=True,
+                            extras={"blend": (backward, alpha)})
+        else:
+            mode = "pingpong" if loop == "ping-pong" else "none"
+            motion = Motion(displacement=eulerian.loop_motion(velocity, num_frames, mode=mode), fps=fps,
+                            loops=mode == "pingpong")
+        if flow.mask is not None:  # the brush is exact: pixels outside it never move
+            still = flow.mask[0, 0] <= 0
+            motion.displacement[:, :, still] = 0
+            if "blend" in motion.extras:
+                motion.extras["blend"][0][:, :, still] = 0
+        return io.NodeOutput(motion)

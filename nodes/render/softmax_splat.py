@@ -1,0 +1,85 @@
+"""SoftmaxSplatRender: a picture and its motion become frames, by forward softmax splatting (no weights)."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ...ops.containers import Motion
+from ..common import (CATEGORY, DynMotion, NodeInputError, Progress, bchw_to_image, check_finite, image_to_bchw,
+                      mask_to_b1hw)
+
+NODE = "SoftmaxSplatRender"
+METRICS = ["motion magnitude (GID)", "none (average)", "mask (in front)", "depth image (nearer = in front)"]
+
+
+class SoftmaxSplatRender(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE,
+            display_name="Softmax Splat Render",
+            category=f"{CATEGORY}/render",
+            description=(
+                "Renders one frame per motion frame by forward softmax splatting of the picture's pixels (GID "
+                "section 4): where pixels collide, the one with the larger metric wins; pixels no source reached "
+                "are filled by a multi-scale push-pull, so no empty pixel remains."),
+            inputs=[
+                io.Image.Input("image", tooltip="The source picture I0 (the first of a batch is used)."),
+                DynMotion.Input("motion", tooltip="Reference-anchored motion of the picture's pixels."),
+                io.Combo.Input("metric", options=METRICS, default=METRICS[0],
+                               tooltip="Who is in front where pixels collide: moving pixels (GID's mean motion "
+                               "magnitude), nobody (average), a mask, or a depth-like picture (brighter = nearer)."),
+                io.Float.Input("metric_scale", default=1.0, min=0.0, max=1000.0, step=0.1,
+                               tooltip="Temperature of the softmax: larger = harder preference for the front."),
+                io.Boolean.Input("fill_holes", default=True,
+                                 tooltip="Fill disoccluded pixels (push-pull). Off shows the holes as black."),
+                io.Int.Input("chunk_size", default=8, min=1, max=256,
+                             tooltip="Frames splatted at once: memory is about one chunk plus the output."),
+                io.Mask.Input("metric_mask", optional=True, tooltip="For metric 'mask': 1 = in front."),
+                io.Image.Input("depth", optional=True,
+                               tooltip="For metric 'depth image': a depth-like picture, brighter = nearer."),
+            ],
+            outputs=[io.Image.Output("frames", tooltip="One frame per motion frame, at the picture's size.")],
+        )
+
+    @classmethod
+    def execute(cls, image, motion: Motion, metric, metric_scale, fill_holes, chunk_size, metric_mask=None,
+                depth=None) -> io.NodeOutput:
+        from ...ops.render import motion_magnitude_metric, render_frames
+
+        if not isinstance(motion, Motion):
+            raise NodeInputError(NODE, "motion", "a DYN_MOTION", type(motion).__name__)
+        picture = image_to_bchw(image, NODE)[:1]
+        size = tuple(picture.shape[-2:])
+        if motion.size != size:
+            raise NodeInputError(NODE, "motion", f"motion made for the picture's size {size[1]}x{size[0]}",
+                                 f"{motion.size[1]}x{motion.size[0]}")
+        check_finite(motion.displacement, NODE, "motion")
+        splat_metric = _metric(metric, metric_scale, motion, size, metric_mask, depth, motion_magnitude_metric)
+        blend = motion.extras.get("blend")
+        progress = Progress(motion.num_frames)
+        frames, holes = render_frames(picture, motion.displacement, splat_metric, fill=fill_holes,
+                                      chunk_size=chunk_size, blend=blend, on_frames=progress)
+        print(f"[ImageDynamics] {NODE}: {motion.num_frames} frames, holes before filling "
+              f"mean {float(holes.mean()):.2%} max {float(holes.max()):.2%}")
+        return io.NodeOutput(bchw_to_image(frames))
+
+
+def _metric(kind, scale, motion, size, metric_mask, depth, motion_magnitude_metric) -> torch.Tensor | None:
+    if kind == METRICS[1]:
+        return None
+    if kind == METRICS[2]:
+        if metric_mask is None:
+            raise NodeInputError(NODE, "metric_mask", "a MASK when metric is 'mask (in front)'", "nothing")
+        return mask_to_b1hw(metric_mask, size, NODE, "metric_mask", allow_empty=True) * scale
+    if kind == METRICS[3]:
+        if depth is None:
+            raise NodeInputError(NODE, "depth", "an IMAGE when metric is 'depth image'", "nothing")
+        d = image_to_bchw(depth, NODE, "depth")[:1]
+        if tuple(d.shape[-2:]) != size:
+            raise NodeInputError(NODE, "depth", f"the picture's size {size[1]}x{size[0]}",
+                                 f"{d.shape[-1]}x{d.shape[-2]}")
+        return d.mean(dim=1, keepdim=True) * scale
+    if motion.metric is not None:
+        return motion.metric * scale
+    return motion_magnitude_metric(motion.displacement, temperature=scale)

@@ -1,0 +1,34 @@
+"""Writes examples/astronaut.png: scikit-image's ``astronaut`` (NASA, public domain) with a motion brush in its alpha.
+
+ComfyUI's LoadImage turns transparency into a MASK (mask = 1 - alpha), exactly as when a user paints a mask in
+the front end's mask editor: here the flag is transparent, so it is the region that may move.
+Run once; the result is committed so that the demo needs no scikit-image.
+"""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The flag behind the astronaut, a polygon in the picture's pixels (512 x 512).
+FLAG = [(0, 0), (96, 0), (94, 200), (66, 250), (36, 310), (22, 400), (16, 512), (0, 512)]
+
+
+def main() -> None:
+    import skimage.data
+
+    from PIL import ImageDraw
+
+    rgb = skimage.data.astronaut()
+    brush = Image.new("L", (rgb.shape[1], rgb.shape[0]), 255)
+    ImageDraw.Draw(brush).polygon(FLAG, fill=0)
+    alpha = np.asarray(brush, dtype=np.uint8)
+    out = ROOT / "examples" / "astronaut.png"
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(out, optimize=True)
+    print(out, out.stat().st_size)
+
+
+if __name__ == "__main__":
+    main()

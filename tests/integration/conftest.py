@@ -1,0 +1,52 @@
+"""A real ComfyUI server with the pack linked in, shared by every integration test of the session."""
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from comfy_host import ComfyHost, PromptFailed  # noqa: E402
+from workflow_format import ui_to_api  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """The running host; the example pictures are in its input folder."""
+    base = tmp_path_factory.mktemp("comfy-base")
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    for picture in (ROOT / "examples").glob("*.png"):
+        shutil.copy(picture, base / "input" / picture.name)
+    host = ComfyHost.start(base_dir=base, extra_args=("--cache-none",))
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="session")
+def object_info(comfy):
+    return comfy.object_info()
+
+
+@pytest.fixture
+def load_workflow(object_info):
+    """Load ``workflows/<name>.json`` and return its API prompt."""
+    def load(name: str) -> dict:
+        workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+        return ui_to_api(workflow, object_info)
+    return load
+
+
+@pytest.fixture
+def run_error(comfy):
+    """Run a prompt that must fail; return the error text, and check the server still serves."""
+    def run(prompt: dict) -> str:
+        with pytest.raises(PromptFailed) as caught:
+            comfy.run(prompt)
+        assert comfy.alive()
+        return str(caught.value)
+    return run

