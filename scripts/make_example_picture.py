@@ -18,7 +18,6 @@ FLAG = [(0, 0), (96, 0), (94, 200), (66, 250), (36, 310), (22, 400), (16, 512), 
 
 def main() -> None:
     import skimage.data
-
     from PIL import ImageDraw
 
     rgb = skimage.data.astronaut()

@@ -1,11 +1,13 @@
 """SparseTrajectoryToFlow: arrows, trajectories and a brush become motion the rest of the pack can use."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import torch
 from comfy_api.latest import io
 
+from ...ops.brush import rasterize_strokes
 from ...ops.containers import Motion, VelocityField
 from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, image_to_bchw, mask_to_b1hw
 
@@ -76,6 +78,17 @@ class SparseTrajectoryToFlow(io.ComfyNode):
         picture = image_to_bchw(image, NODE)[:1]
         height, width = picture.shape[-2:]
         brush = mask_to_b1hw(mask, (height, width), NODE)
+        trajectories, strokes = _split_brush(trajectories)
+        if strokes:
+            try:
+                painted = rasterize_strokes(strokes, height, width, None if brush is None else brush[0, 0])
+            except ValueError as error:
+                raise NodeInputError(NODE, "trajectories", "brush strokes with points and a radius",
+                                     str(error)) from error
+            if float(painted.max()) <= 0:
+                raise NodeInputError(NODE, "trajectories", "a brush that covers at least one pixel",
+                                     "an empty brush")
+            brush = painted[None, None]
         if brush is not None and brush_mode == "mask stays still":
             brush = 1.0 - brush
         normalized = {"auto": "auto", "pixels": False, "normalized": True}[coordinates]
@@ -118,6 +131,22 @@ class SparseTrajectoryToFlow(io.ComfyNode):
             tracks = resampled
         result = Motion(displacement=displacement, fps=30.0)
         return io.NodeOutput(flow, result, tr.tracks_to_comfy(tracks))
+
+
+def _split_brush(text: str) -> tuple[str, list]:
+    """Take the editor's ``"brush"`` strokes (and its ``"size"`` note) out of the JSON; return the rest."""
+    try:
+        data = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        return text, []  # not the pack's JSON object: the parsers report what is wrong with it
+    if not isinstance(data, dict) or ("brush" not in data and "size" not in data):
+        return text, []
+    brush = data.pop("brush", None) or {}
+    data.pop("size", None)
+    strokes = brush.get("strokes", []) if isinstance(brush, dict) else None
+    if not isinstance(strokes, list):
+        raise NodeInputError(NODE, "trajectories", '"brush": {"strokes": [...]}', json.dumps(brush)[:80])
+    return json.dumps(data), strokes
 
 
 def _arrow_tracks(arrows, strength: float):

@@ -1,4 +1,5 @@
 """Nodes that make, convert and sample motion."""
 from .eulerian import EulerianMotion
+from .load_model import LoadMotionModel
 
-NODES = [EulerianMotion]
+NODES = [EulerianMotion, LoadMotionModel]

@@ -5,8 +5,16 @@ import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion
-from ..common import (CATEGORY, DynMotion, NodeInputError, Progress, bchw_to_image, check_finite, image_to_bchw,
-                      mask_to_b1hw)
+from ..common import (
+    CATEGORY,
+    DynMotion,
+    NodeInputError,
+    Progress,
+    bchw_to_image,
+    check_finite,
+    image_to_bchw,
+    mask_to_b1hw,
+)
 
 NODE = "SoftmaxSplatRender"
 METRICS = ["motion magnitude (GID)", "none (average)", "mask (in front)", "depth image (nearer = in front)"]

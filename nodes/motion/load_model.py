@@ -1,0 +1,94 @@
+"""LoadMotionModel: any of the pack's checkpoints from ComfyUI's models/motion_models folder."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from comfy_api.latest import io
+
+from ..common import CATEGORY, DynModel, NodeInputError
+from ..extension import MODEL_FOLDER
+
+NODE = "LoadMotionModel"
+
+
+@dataclass
+class MotionModel:
+    """What travels as ``DYN_MODEL``: a model behind ComfyUI's model management, with its family and config."""
+
+    family: str
+    config: dict
+    patcher: object  # comfy.model_patcher.ModelPatcher
+    name: str
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.patcher.model
+
+    def load(self) -> torch.device:
+        """Move the model to the compute device (ComfyUI offloads it again when memory is needed)."""
+        import comfy.model_management
+
+        comfy.model_management.load_model_gpu(self.patcher)
+        return self.patcher.load_device
+
+    def require(self, node: str, input_name: str, *families: str) -> None:
+        if not any(self.family == f or self.family.startswith(f + ".") for f in families):
+            raise NodeInputError(node, input_name, f"a {' or '.join(families)} model", f"a '{self.family}' model "
+                                 f"({self.name})")
+
+
+_CACHE: dict[str, tuple[float, MotionModel]] = {}
+
+
+def load_motion_model(path: str) -> MotionModel:
+    """Build (or reuse) the model of one checkpoint file; cached by path and modification time."""
+    import comfy.model_management
+    import comfy.model_patcher
+
+    from ...models.registry import build_from_file
+
+    mtime = os.path.getmtime(path)
+    cached = _CACHE.get(path)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    family, config, model = build_from_file(path)
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
+                                               offload_device=comfy.model_management.unet_offload_device())
+    handle = MotionModel(family=family, config=config, patcher=patcher, name=os.path.basename(path))
+    _CACHE[path] = (mtime, handle)
+    return handle
+
+
+class LoadMotionModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        import folder_paths
+
+        return io.Schema(
+            node_id=NODE,
+            display_name="Load Motion Model",
+            category=f"{CATEGORY}/motion",
+            description=("Loads a checkpoint in the pack's format (.safetensors with its family and config in the "
+                         "metadata) from models/motion_models: a GID motion prior, an LVMM model, a learned "
+                         "renderer, or converted Motion-I2V weights. Kept in memory between runs and offloaded "
+                         "by ComfyUI when idle."),
+            inputs=[io.Combo.Input("model_name", options=folder_paths.get_filename_list(MODEL_FOLDER),
+                                   tooltip="A file in ComfyUI's models/motion_models folder.")],
+            outputs=[DynModel.Output("model", tooltip="The loaded motion model (family and config included).")],
+        )
+
+    @classmethod
+    def execute(cls, model_name) -> io.NodeOutput:
+        import folder_paths
+
+        from ...models.checkpoint import CheckpointError
+
+        path = folder_paths.get_full_path(MODEL_FOLDER, model_name)
+        if path is None:
+            raise NodeInputError(NODE, "model_name", f"a file in models/{MODEL_FOLDER}", repr(model_name))
+        try:
+            return io.NodeOutput(load_motion_model(path))
+        except CheckpointError as error:
+            raise NodeInputError(NODE, "model_name", "a valid ImageDynamics checkpoint", str(error)) from error
