@@ -42,9 +42,9 @@ class SpectralVolumeSampler(io.ComfyNode):
                                "a factor on the motion's amplitude."),
                 io.Float.Input("wind_direction", default=0.0, min=-360.0, max=360.0, step=1.0,
                                tooltip="procedural: direction of the main sway in degrees (0 = right, 90 = down)."),
-                io.Float.Input("falloff", default=0.5, min=0.0, max=10.0, step=0.05,
-                               tooltip="procedural: how fast the power falls with frequency (exponential; larger = "
-                               "slower, smoother sway)."),
+                io.Float.Input("falloff", default=0.5, min=0.01, max=10.0, step=0.05,
+                               tooltip="procedural: power falls as exp(-f / falloff), f in Hz (larger = "
+                               "more high-frequency flutter)."),
                 io.Float.Input("coherence", default=0.0, min=0.0, max=2048.0, step=1.0,
                                tooltip="procedural: size in pixels of regions that move as one piece; 0 = automatic."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
