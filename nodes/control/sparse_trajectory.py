@@ -7,7 +7,6 @@ import warnings
 import torch
 from comfy_api.latest import io
 
-from ...ops.brush import rasterize_strokes
 from ...ops.containers import Motion, VelocityField
 from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, image_to_bchw, mask_to_b1hw
 
@@ -78,23 +77,13 @@ class SparseTrajectoryToFlow(io.ComfyNode):
         picture = image_to_bchw(image, NODE)[:1]
         height, width = picture.shape[-2:]
         brush = mask_to_b1hw(mask, (height, width), NODE)
-        trajectories, strokes = _split_brush(trajectories)
-        if strokes:
-            try:
-                painted = rasterize_strokes(strokes, height, width, None if brush is None else brush[0, 0])
-            except ValueError as error:
-                raise NodeInputError(NODE, "trajectories", "brush strokes with points and a radius",
-                                     str(error)) from error
-            if float(painted.max()) <= 0:
-                raise NodeInputError(NODE, "trajectories", "a brush that covers at least one pixel",
-                                     "an empty brush")
-            brush = painted[None, None]
-        if brush is not None and brush_mode == "mask stays still":
-            brush = 1.0 - brush
         normalized = {"auto": "auto", "pixels": False, "normalized": True}[coordinates]
+        trajectories = _drop_editor_notes(trajectories)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                painted = tr.parse_brush(trajectories, width, height, normalized=normalized,
+                                         out_of_bounds=out_of_bounds, input_name="trajectories")
                 if mode == "arrows":
                     arrows = tr.parse_arrows(trajectories, width, height, normalized=normalized,
                                              out_of_bounds=out_of_bounds, input_name="trajectories")
@@ -106,15 +95,25 @@ class SparseTrajectoryToFlow(io.ComfyNode):
             raise NodeInputError(NODE, "trajectories", "trajectories in a supported format", str(error)) from error
         for warning in caught:
             print(f"[ImageDynamics] {NODE}: {warning.message}")
+        if painted is not None and painted.strokes:
+            drawn = painted.to_mask(height, width)
+            if painted.invert:
+                drawn = 1.0 - drawn
+            # a drawn brush adds to a connected mask (union)
+            brush = drawn[None, None] if brush is None else torch.maximum(brush, drawn[None, None])
+            if float(brush.max()) <= 0:
+                raise NodeInputError(NODE, "trajectories", "a brush that covers at least one pixel", "an empty brush")
 
         brush_hw = None if brush is None else brush[0, 0]
         if mode == "arrows":
             if arrows.start.shape[0] == 0:
                 raise NodeInputError(NODE, "trajectories", "at least one arrow", "none")
-            velocity = s2d.gaussian_arrow_field(arrows, height, width, sigma=sigma or None, threshold=threshold,
-                                                strength=strength)
-            if edge_aware:
-                velocity = s2d.edge_aware_refine(velocity, picture[0])
+            if edge_aware:  # each arrow's motion stays on its own side of the picture's edges
+                velocity = s2d.edge_aware_arrow_field(arrows, picture[0], sigma=sigma or None, threshold=threshold,
+                                                      strength=strength)
+            else:
+                velocity = s2d.gaussian_arrow_field(arrows, height, width, sigma=sigma or None, threshold=threshold,
+                                                    strength=strength)
             if brush_hw is not None:
                 velocity = s2d.apply_brush(velocity, brush_hw)
             flow = VelocityField(velocity=velocity[None], mask=brush)
@@ -133,20 +132,16 @@ class SparseTrajectoryToFlow(io.ComfyNode):
         return io.NodeOutput(flow, result, tr.tracks_to_comfy(tracks))
 
 
-def _split_brush(text: str) -> tuple[str, list]:
-    """Take the editor's ``"brush"`` strokes (and its ``"size"`` note) out of the JSON; return the rest."""
+def _drop_editor_notes(text: str) -> str:
+    """The canvas editor records the picture size it drew on as ``"size"``; the parsers need only the drawing."""
     try:
         data = json.loads(text)
     except (TypeError, json.JSONDecodeError):
-        return text, []  # not the pack's JSON object: the parsers report what is wrong with it
-    if not isinstance(data, dict) or ("brush" not in data and "size" not in data):
-        return text, []
-    brush = data.pop("brush", None) or {}
-    data.pop("size", None)
-    strokes = brush.get("strokes", []) if isinstance(brush, dict) else None
-    if not isinstance(strokes, list):
-        raise NodeInputError(NODE, "trajectories", '"brush": {"strokes": [...]}', json.dumps(brush)[:80])
-    return json.dumps(data), strokes
+        return text  # not the pack's JSON object: the parsers report what is wrong with it
+    if isinstance(data, dict) and "size" in data:
+        data.pop("size")
+        return json.dumps(data)
+    return text
 
 
 def _arrow_tracks(arrows, strength: float):

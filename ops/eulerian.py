@@ -1,0 +1,147 @@
+"""Eulerian motion: integrate a static velocity field into reference-anchored displacements, and loop it.
+
+A velocity field v [2, H, W] (pixels per frame, channel 0 = x right, channel 1 = y down) says how fast the content
+at each pixel moves. Euler integration follows each pixel of the first frame: x_0 = p,
+x_{t+1} = x_t + v(x_t), with v sampled bilinearly at the current (sub-pixel) position. The output is the
+reference-anchored displacement D_t(p) = x_t - p, [T, 2, H, W], as in ``Motion.displacement``.
+
+Seamless loops follow "Animating Pictures with Eulerian Motion Fields" (Holynski et al., CVPR 2021): integrate forward
+from the first frame and backward from the loop's end, and cross-fade. :func:`loop_motion_pair` returns both
+displacement sets and the blend weights, for a renderer that splats the picture twice and blends the images (the
+paper's method); :func:`loop_motion` blends the displacements themselves (cheaper, one splat, see its caveat).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["integrate_velocity", "loop_motion", "loop_motion_pair"]
+
+
+def _check_velocity(velocity: torch.Tensor) -> torch.Tensor:
+    v = velocity[0] if velocity.ndim == 4 and velocity.shape[0] == 1 else velocity
+    if v.ndim != 3 or v.shape[0] != 2:
+        raise ValueError(f"velocity must be [2, H, W] (or [1, 2, H, W]), got {tuple(velocity.shape)}")
+    if not torch.isfinite(v).all():
+        raise ValueError("velocity contains NaN or infinite values")
+    return v.float()
+
+
+def _sample(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup of field [1, C, H, W] at absolute pixel positions [1, 2, H, W] (x, y); border clamped."""
+    height, width = field.shape[-2:]
+    gx = positions[:, 0] * (2.0 / max(width - 1, 1)) - 1.0
+    gy = positions[:, 1] * (2.0 / max(height - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)  # [1, H, W, 2]
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def integrate_velocity(velocity: torch.Tensor, num_frames: int, direction: int = +1, *,
+                       substeps: int = 1) -> torch.Tensor:
+    """Reference-anchored displacements of a static Eulerian velocity field by Euler integration.
+
+    D_0 = 0 and, per frame, ``substeps`` steps of D <- D + direction * v(p + D) / substeps, with v sampled bilinearly
+    at the current position (positions outside the picture read the border's velocity).
+
+    Args:
+        velocity: [2, H, W] pixels per frame.
+        num_frames: T, the number of frames returned (frame 0 included).
+        direction: +1 forward in time, -1 backward (follows -v).
+        substeps: Euler sub-steps per frame (1 = the plain per-frame Euler step of Holynski et al.).
+
+    Returns:
+        [T, 2, H, W] float32 displacement in pixels; frame 0 is exactly zero.
+
+    Example:
+        >>> v = torch.zeros(2, 8, 8); v[0] = 1.5
+        >>> integrate_velocity(v, 3)[:, 0, 4, 4].tolist()
+        [0.0, 1.5, 3.0]
+    """
+    v = _check_velocity(velocity)
+    if int(num_frames) < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction}")
+    if int(substeps) < 1:
+        raise ValueError(f"substeps must be >= 1, got {substeps}")
+    height, width = v.shape[-2:]
+    field = v[None] * (float(direction) / int(substeps))
+    ys = torch.arange(height, device=v.device, dtype=torch.float32)[:, None].expand(height, width)
+    xs = torch.arange(width, device=v.device, dtype=torch.float32)[None, :].expand(height, width)
+    origin = torch.stack([xs, ys])[None]  # [1, 2, H, W]
+    out = torch.zeros(int(num_frames), 2, height, width, device=v.device)
+    disp = torch.zeros(1, 2, height, width, device=v.device)
+    for t in range(1, int(num_frames)):
+        for _ in range(int(substeps)):
+            disp = disp + _sample(field, origin + disp)
+        out[t] = disp[0]
+    return out
+
+
+def loop_motion_pair(velocity: torch.Tensor, num_frames: int, speed: float = 1.0, *,
+                     substeps: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two displacement sets and blend weights of a seamless Eulerian loop (Holynski et al. 2021).
+
+    With T = num_frames frames per loop (frame T would be frame 0 again) and v = speed * velocity:
+
+        forward[t]  = F_t       : t Euler steps along +v from the first frame           (t = 0 .. T-1)
+        backward[t] = B_{T-t}   : T - t Euler steps along -v ("where the pixel comes from, T - t frames before
+                                  the loop's end", which is the first frame again)
+        alpha[t]    = t / T     : weight of the backward splat; the forward splat gets 1 - alpha[t] = (T - t) / T
+
+    A renderer splats the picture with forward[t] and with backward[t] and blends the two images
+    ``(1 - alpha[t]) * I_f + alpha[t] * I_b`` (Holynski et al. blend with the splat weights as well). Frame 0 is the
+    picture itself (alpha 0, F_0 = 0) and frame T would be too (alpha 1, B_0 = 0), so the loop is seamless.
+
+    Returns:
+        forward [T, 2, H, W], backward [T, 2, H, W] (pixels), alpha [T] in [0, 1).
+    """
+    v = _check_velocity(velocity) * float(speed)
+    T = int(num_frames)
+    if T < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    forward = integrate_velocity(v, T, +1, substeps=substeps)
+    back = integrate_velocity(v, T + 1, -1, substeps=substeps)  # back[s] = s steps backward, s = 0 .. T
+    backward = back.flip(0)[:T]  # backward[t] = back[T - t]
+    alpha = torch.arange(T, device=v.device, dtype=torch.float32) / T
+    return forward, backward, alpha
+
+
+def loop_motion(velocity: torch.Tensor, num_frames: int, mode: str = "crossfade", speed: float = 1.0, *,
+                substeps: int = 1) -> torch.Tensor:
+    """Displacements [T, 2, H, W] of a looping animation of a static velocity field; frame 0 is exactly zero.
+
+    Modes (T = num_frames, v = speed * velocity, F_t / B_s as in :func:`loop_motion_pair`):
+
+    - "crossfade": ``D_t = (T - t) / T * F_t + t / T * B_{T-t}``. D_0 = 0 exactly and D_T (= frame 0 of the next loop)
+      would be B_0 = 0, so the step from frame T-1 to frame T is ``-D_{T-1} = -(F_{T-1} + (T-1) B_1) / T``, about one
+      frame of motion: the loop is seamless. Caveat: blending displacements is not blending images. Where the flow
+      is uniform along a path, F_t and B_{T-t} point in opposite directions and cancel (exactly, for a constant
+      field), so such regions sway instead of flowing. For the paper's look, splat both sets of
+      :func:`loop_motion_pair` and blend the images.
+    - "pingpong": forward for T // 2 frames, then back: ``D_t = F_{min(t, T - t)}``; seamless and never cancels, but
+      the motion reverses (for odd T the turning frame is shown twice).
+    - "none": ``D_t = F_t`` (no loop).
+
+    Example:
+        >>> v = torch.zeros(2, 8, 8); v[0] = 1.0
+        >>> loop_motion(v, 4, "pingpong")[:, 0, 4, 4].tolist()
+        [0.0, 1.0, 2.0, 1.0]
+    """
+    if mode not in ("crossfade", "pingpong", "none"):
+        raise ValueError(f"mode must be 'crossfade', 'pingpong' or 'none', got {mode!r}")
+    T = int(num_frames)
+    if T < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    v = _check_velocity(velocity) * float(speed)
+    if mode == "none":
+        return integrate_velocity(v, T, substeps=substeps)
+    if mode == "pingpong":
+        forward = integrate_velocity(v, T // 2 + 1, substeps=substeps)
+        phase = [min(t, T - t) for t in range(T)]
+        return forward[phase].clone()
+    forward, backward, alpha = loop_motion_pair(v, T, substeps=substeps)
+    a = alpha[:, None, None, None]
+    out = (1.0 - a) * forward + a * backward
+    out[0] = 0.0
+    return out
