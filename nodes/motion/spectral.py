@@ -7,8 +7,19 @@ import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion, SpectralVolume, VelocityField
-from ..common import (CATEGORY, DynFlow, DynGuidance, DynModel, DynMotion, DynSpectrum, NodeInputError, Progress,
-                      check_finite, image_to_bchw, mask_to_b1hw)
+from ..common import (
+    CATEGORY,
+    DynFlow,
+    DynGuidance,
+    DynModel,
+    DynMotion,
+    DynSpectrum,
+    NodeInputError,
+    Progress,
+    check_finite,
+    image_to_bchw,
+    mask_to_b1hw,
+)
 
 SOURCES = ["procedural", "reference motion", "model"]
 
