@@ -75,12 +75,13 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
         out = torch.empty(total, channels, *image.shape[-2:], dtype=image.dtype, device=image.device)
     holes = torch.empty(total, dtype=torch.float32)
     source = image.float()
+    moving = _moving_pixels(displacement, None if blend is None else blend[0])
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
-        frames, hole = _render_chunk(source, displacement[start:stop], metric, fill, hole_threshold)
+        frames, hole = _render_chunk(source, displacement[start:stop], metric, fill, hole_threshold, moving)
         if blend is not None:
             second, alpha = blend
-            other, other_hole = _render_chunk(source, second[start:stop], metric, fill, hole_threshold)
+            other, other_hole = _render_chunk(source, second[start:stop], metric, fill, hole_threshold, moving)
             a = alpha[start:stop].to(frames).view(-1, 1, 1, 1)
             frames = frames * (1 - a) + other * a
             hole = torch.maximum(hole, other_hole)
@@ -91,16 +92,33 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
     return out, holes
 
 
+def _moving_pixels(displacement: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor | None:
+    """[1, 1, H, W] mask of source pixels that move in some frame, or None when every pixel moves."""
+    moving = displacement.abs().amax(dim=(0, 1))
+    if second is not None:
+        moving = torch.maximum(moving, second.abs().amax(dim=(0, 1)))
+    moving = (moving > 0).float()[None, None]
+    return None if bool(moving.all()) else moving
+
+
 def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor | None, fill: bool,
-                  hole_threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  hole_threshold: float, moving: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     n = displacement.shape[0]
     flow = displacement.to(source.device, torch.float32)
-    batch = source.expand(n, -1, -1, -1)
+    channels = source.shape[1]
+    # A still pixel that no moving pixel reaches must come out bit-exact (x * w / w can be off by one ulp,
+    # which flips a quantised value and makes still regions flicker): splat the moving mask along and
+    # copy the source wherever it stays exactly zero.
+    batch = source if moving is None else torch.cat([source, moving.to(source)], dim=1)
+    batch = batch.expand(n, -1, -1, -1)
     if metric is None:
         frames, coverage = softsplat(batch, flow, None, mode="avg", return_weight=True)
     else:
         frames, coverage = softsplat(batch, flow, metric.to(flow).expand(n, -1, -1, -1), mode="soft",
                                      return_weight=True)
+    if moving is not None:
+        untouched = (frames[:, channels:] == 0) & (moving.to(frames) == 0) & (coverage >= hole_threshold)
+        frames = torch.where(untouched, source.expand(n, -1, -1, -1), frames[:, :channels])
     hole = (coverage < hole_threshold).float().mean(dim=(1, 2, 3)).cpu()
     if fill:
         frames = fill_holes(frames, coverage, threshold=hole_threshold)

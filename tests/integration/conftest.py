@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from comfy_host import ComfyHost, PromptFailed  # noqa: E402
 from workflow_format import ui_to_api  # noqa: E402
 
+from media import clip_path  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
@@ -22,6 +24,7 @@ def comfy(tmp_path_factory):
     (base / "input").mkdir(parents=True, exist_ok=True)
     for picture in (ROOT / "examples").glob("*.png"):
         shutil.copy(picture, base / "input" / picture.name)
+    shutil.copy(clip_path("carphone_pristine"), base / "input" / "carphone_pristine.mp4")  # reference video
     host = ComfyHost.start(base_dir=base, extra_args=("--cache-none",))
     yield host
     host.stop()

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from imagedynamics.ops.render import motion_magnitude_metric, render_frames
+
+
+def test_zero_motion_reproduces_the_picture_exactly():
+    image = torch.rand(1, 3, 20, 24)
+    frames, holes = render_frames(image, torch.zeros(5, 2, 20, 24), motion_magnitude_metric(torch.zeros(5, 2, 20, 24)))
+    assert torch.equal(frames, image.expand(5, -1, -1, -1))
+    assert holes.max() == 0
+
+
+def test_still_pixels_are_bit_exact_next_to_moving_ones():
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (1, 3, 32, 32)).float() / 255.0
+    displacement = torch.zeros(6, 2, 32, 32)
+    displacement[:, 0, 8:16, 8:16] = torch.linspace(0, 3.3, 6).view(6, 1, 1)
+    metric = motion_magnitude_metric(displacement)
+    frames, _ = render_frames(image, displacement, metric)
+    reached = torch.zeros(32, 32, dtype=torch.bool)
+    reached[8:16, 8:21] = True  # where the moving block can land (up to 3.3 px right, bilinear)
+    still = ~reached
+    assert torch.equal(frames[:, :, still], image[0, :, still].expand(6, -1, -1))
+    assert not torch.equal(frames[-1, :, 8:16, 8:20], image[0, :, 8:16, 8:20])
+
+
+def test_an_integer_shift_moves_the_content_and_fills_the_vacated_strip():
+    image = torch.rand(1, 3, 16, 16)
+    displacement = torch.zeros(2, 2, 16, 16)
+    displacement[1, 0] = 2.0
+    frames, holes = render_frames(image, displacement, None)
+    assert torch.allclose(frames[1, :, :, 2:], image[0, :, :, :-2], atol=1e-6)
+    assert holes[1] == pytest.approx(2 / 16)
+    assert torch.isfinite(frames).all() and frames[1, :, :, :2].abs().sum() > 0  # filled, not black
+
+
+def test_chunking_does_not_change_the_result():
+    torch.manual_seed(1)
+    image = torch.rand(1, 3, 16, 16)
+    displacement = torch.randn(7, 2, 16, 16) * 2
+    metric = motion_magnitude_metric(displacement)
+    a, _ = render_frames(image, displacement, metric, chunk_size=1)
+    b, _ = render_frames(image, displacement, metric, chunk_size=7)
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_blend_mixes_two_renders_by_alpha():
+    image = torch.rand(1, 3, 8, 8)
+    forward = torch.zeros(3, 2, 8, 8)
+    backward = torch.zeros(3, 2, 8, 8)
+    backward[:, 0] = 1.0
+    alpha = torch.tensor([0.0, 0.5, 1.0])
+    frames, _ = render_frames(image, forward, None, blend=(backward, alpha))
+    only_back, _ = render_frames(image, backward, None)
+    assert torch.allclose(frames[0], image[0])
+    assert torch.allclose(frames[2], only_back[2], atol=1e-6)
+    assert torch.allclose(frames[1], 0.5 * image[0] + 0.5 * only_back[1], atol=1e-6)
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(ValueError, match="displacement"):
+        render_frames(torch.rand(1, 3, 8, 8), torch.zeros(2, 2, 4, 4))
+    with pytest.raises(ValueError, match="image"):
+        render_frames(torch.rand(2, 3, 8, 8), torch.zeros(2, 2, 8, 8))
