@@ -83,7 +83,7 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
             second, alpha = blend
             other, other_hole = _render_chunk(source, second[start:stop], metric, fill, hole_threshold, moving)
             a = alpha[start:stop].to(frames).view(-1, 1, 1, 1)
-            frames = frames * (1 - a) + other * a
+            frames = torch.lerp(frames, other, a)  # exact where both renders agree (still pixels)
             hole = torch.maximum(hole, other_hole)
         out[start:stop] = frames.to(out.dtype).to(out.device)
         holes[start:stop] = hole

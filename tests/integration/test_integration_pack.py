@@ -79,10 +79,14 @@ def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy,
         moving = np.asarray(im)[..., 3] == 0
     source = np.asarray(Image.open(ROOT / "examples" / "astronaut.png").convert("RGB"), dtype=np.float32)
     still = ~moving
-    # pixels far from the brush are exactly the source in every frame
+    # Pixels beyond the reach of the flag's motion never change, in any frame (frame 0 is the picture, up to
+    # the host's 8-bit quantisation, which truncates).
     far = still.copy()
     far[:, :140] = False
-    assert np.abs(frames[:, far] - source[far]).max() == 0
+    assert np.abs(frames[0] - source).max() <= 1
+    assert np.abs(frames[:, far] - frames[0, far]).max() == 0
+    # and the flag itself moves
+    assert np.abs(frames[:, moving] - frames[0, moving]).mean(axis=(1, 2)).max() > 1.0
 
 
 @pytest.mark.parametrize("change, input_name", [

@@ -58,6 +58,17 @@ def test_blend_mixes_two_renders_by_alpha():
     assert torch.allclose(frames[1], 0.5 * image[0] + 0.5 * only_back[1], atol=1e-6)
 
 
+def test_blending_keeps_still_pixels_bit_exact():
+    torch.manual_seed(2)
+    image = torch.randint(0, 256, (1, 3, 16, 16)).float() / 255.0
+    forward = torch.zeros(5, 2, 16, 16)
+    forward[:, 0, :4, :4] = 1.0
+    backward = -forward
+    alpha = torch.linspace(0, 1, 5).pow(0.7)
+    frames, _ = render_frames(image, forward, None, blend=(backward, alpha))
+    assert torch.equal(frames[:, :, 8:, 8:], image[0, :, 8:, 8:].expand(5, -1, -1, -1))
+
+
 def test_bad_shapes_are_rejected():
     with pytest.raises(ValueError, match="displacement"):
         render_frames(torch.rand(1, 3, 8, 8), torch.zeros(2, 2, 4, 4))
