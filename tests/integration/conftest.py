@@ -12,9 +12,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from comfy_host import ComfyHost, PromptFailed  # noqa: E402
-from workflow_format import ui_to_api  # noqa: E402
-
 from media import clip_path  # noqa: E402
+from tiny_models import MAKERS  # noqa: E402
+from workflow_format import ui_to_api  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,31 @@ def load_workflow(object_info):
         workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
         return ui_to_api(workflow, object_info)
     return load
+
+
+@pytest.fixture
+def prepare_workflow(comfy):
+    """Make sure every checkpoint a workflow's LoadMotionModel nodes name exists in the host's models folder.
+
+    The example workflows name small checkpoints (``tiny_models.MAKERS``) that the tests train or build in
+    seconds, the first time a test needs them.
+    """
+    def prepare(name: str, prompt: dict) -> dict:
+        for node in prompt.values():
+            if node["class_type"] == "LoadMotionModel":
+                ensure_checkpoint(comfy, node["inputs"]["model_name"])
+        return prompt
+    return prepare
+
+
+def ensure_checkpoint(comfy, model_name: str) -> pathlib.Path:
+    path = comfy.base_dir / "models" / "motion_models" / model_name
+    if not path.exists():
+        if model_name not in MAKERS:
+            raise KeyError(f"no maker for {model_name!r} in tests/integration/tiny_models.py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        MAKERS[model_name](path)
+    return path
 
 
 @pytest.fixture

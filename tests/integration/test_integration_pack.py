@@ -41,29 +41,45 @@ def read_animation(path: pathlib.Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
-def test_example_workflow_runs_and_saves_frames(comfy, load_workflow, name):
-    prompt = load_workflow(name)
+def test_example_workflow_runs_and_saves_frames(comfy, load_workflow, prepare_workflow, name):
+    """Every file in workflows/ runs over HTTP; its animations have the frame count and size the graph asks for."""
+    prompt = prepare_workflow(name, load_workflow(name))
     outputs = comfy.run(prompt)
-    saved = [(node_id, item) for node_id, out in outputs.items() for item in out.get("images", [])
-             if item["filename"].endswith(".webp")]
+    saved = [(node_id, item) for node_id, out in outputs.items() for key in ("images", "gifs", "latents")
+             for item in out.get(key, []) if item.get("type") == "output"]
     assert saved, outputs
     for node_id, item in saved:
-        frames = read_animation(comfy.output_path(item))
-        expected_frames = _expected_frames(prompt, node_id)
-        assert len(frames) == expected_frames
-        assert frames[0].shape[:2] == (512, 512)
+        path = comfy.output_path(item)
+        assert path.stat().st_size > 0
+        if path.suffix != ".webp":
+            continue
+        frames = read_animation(path)
+        expected = _expected_frames(prompt, node_id)
+        if expected is not None:
+            assert len(frames) == expected
+        width, height = _picture_size(comfy, prompt)
+        assert frames[0].shape[:2] == (height, width)
 
 
-def _expected_frames(prompt: dict, save_node: str) -> int:
-    """Follow the graph up from a save node to the node that sets the frame count."""
+def _expected_frames(prompt: dict, save_node: str) -> int | None:
+    """Follow the graph up from a save node to the first node that sets a frame count (None if none does)."""
     node = prompt[save_node]
-    while True:
-        for key in ("num_frames",):
-            if key in node["inputs"] and not isinstance(node["inputs"][key], list):
-                return int(node["inputs"][key])
-        upstream = [v for k, v in node["inputs"].items() if isinstance(v, list) and k in ("images", "motion", "flow")]
-        assert upstream, node
+    for _ in range(len(prompt)):
+        value = node["inputs"].get("num_frames")
+        if value is not None and not isinstance(value, list) and value > 0:
+            return int(value)
+        upstream = [v for k, v in node["inputs"].items() if isinstance(v, list)
+                    and k in ("images", "frames", "motion", "flow", "spectrum")]
+        if not upstream:
+            return None
         node = prompt[upstream[0][0]]
+    return None
+
+
+def _picture_size(comfy, prompt: dict) -> tuple[int, int]:
+    loads = [v for v in prompt.values() if v["class_type"] == "LoadImage"]
+    with Image.open(comfy.base_dir / "input" / loads[0]["inputs"]["image"]) as im:
+        return im.size
 
 
 def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy, load_workflow):
