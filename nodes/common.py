@@ -82,6 +82,12 @@ def check_positive(value: float, node: str, input_name: str) -> None:
         raise NodeInputError(node, input_name, "a finite number > 0", repr(value))
 
 
+def intermediate_device() -> torch.device:
+    import comfy.model_management
+
+    return comfy.model_management.intermediate_device()
+
+
 def compute_device() -> torch.device:
     import comfy.model_management
 

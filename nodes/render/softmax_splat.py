@@ -10,9 +10,9 @@ from ..common import (
     DynMotion,
     NodeInputError,
     Progress,
-    bchw_to_image,
     check_finite,
     image_to_bchw,
+    intermediate_device,
     mask_to_b1hw,
 )
 
@@ -32,7 +32,8 @@ class SoftmaxSplatRender(io.ComfyNode):
                 "section 4): where pixels collide, the one with the larger metric wins; pixels no source reached "
                 "are filled by a multi-scale push-pull, so no empty pixel remains."),
             inputs=[
-                io.Image.Input("image", tooltip="The source picture I0 (the first of a batch is used)."),
+                io.Image.Input("image", tooltip="The source picture I0; a batch of B pictures (of one size) gives B x T "
+                               "frames, each picture animated by the same motion."),
                 DynMotion.Input("motion", tooltip="Reference-anchored motion of the picture's pixels."),
                 io.Combo.Input("metric", options=METRICS, default=METRICS[0],
                                tooltip="Who is in front where pixels collide: moving pixels (GID's mean motion "
@@ -57,20 +58,28 @@ class SoftmaxSplatRender(io.ComfyNode):
 
         if not isinstance(motion, Motion):
             raise NodeInputError(NODE, "motion", "a DYN_MOTION", type(motion).__name__)
-        picture = image_to_bchw(image, NODE)[:1]
-        size = tuple(picture.shape[-2:])
+        pictures = image_to_bchw(image, NODE)
+        size = tuple(pictures.shape[-2:])
         if motion.size != size:
             raise NodeInputError(NODE, "motion", f"motion made for the picture's size {size[1]}x{size[0]}",
                                  f"{motion.size[1]}x{motion.size[0]}")
         check_finite(motion.displacement, NODE, "motion")
         splat_metric = _metric(metric, metric_scale, motion, size, metric_mask, depth, motion_magnitude_metric)
         blend = motion.extras.get("blend")
-        progress = Progress(motion.num_frames)
-        frames, holes = render_frames(picture, motion.displacement, splat_metric, fill=fill_holes,
-                                      chunk_size=chunk_size, blend=blend, on_frames=progress)
-        print(f"[ImageDynamics] {NODE}: {motion.num_frames} frames, holes before filling "
-              f"mean {float(holes.mean()):.2%} max {float(holes.max()):.2%}")
-        return io.NodeOutput(bchw_to_image(frames))
+        total = motion.num_frames
+        progress = Progress(total * pictures.shape[0])
+        # The output is written in place, chunk by chunk, in ComfyUI's [N,H,W,C] layout: memory is the output
+        # plus one chunk, whatever the number of frames.
+        out = torch.empty(pictures.shape[0] * total, *size, pictures.shape[1], dtype=torch.float32,
+                          device=intermediate_device())
+        for index in range(pictures.shape[0]):
+            view = out[index * total:(index + 1) * total].permute(0, 3, 1, 2)
+            _, holes = render_frames(pictures[index:index + 1], motion.displacement, splat_metric, fill=fill_holes,
+                                     chunk_size=chunk_size, blend=blend, out=view,
+                                     on_frames=lambda done, _t, i=index: progress(i * total + done))
+            print(f"[ImageDynamics] {NODE}: picture {index}: {total} frames, holes before filling "
+                  f"mean {float(holes.mean()):.2%} max {float(holes.max()):.2%}")
+        return io.NodeOutput(out.clamp_(0, 1))
 
 
 def _metric(kind, scale, motion, size, metric_mask, depth, motion_magnitude_metric) -> torch.Tensor | None:

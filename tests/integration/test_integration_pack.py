@@ -143,3 +143,19 @@ def test_empty_mask_and_mask_of_another_size_are_rejected(comfy, load_workflow, 
     # and the next good prompt still works
     outputs = comfy.run(prompt)
     assert outputs["5"]["images"]
+
+
+def test_a_batch_of_pictures_is_animated_picture_by_picture(comfy, load_workflow):
+    prompt = load_workflow("drag_region")
+    prompt["20"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}
+    prompt["21"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["20", 0]}}
+    prompt["3"]["inputs"]["image"] = ["21", 0]
+    prompt["4"]["inputs"]["lossless"] = True
+    outputs = comfy.run(prompt)
+    frames = np.stack(read_animation(comfy.output_path(outputs["4"]["images"][0])))
+    count = prompt["2"]["inputs"]["num_frames"]
+    assert len(frames) == 2 * count
+    first, second = frames[:count], frames[count:]
+    # the second picture is the inverse of the first, animated by the same motion
+    assert np.abs((255 - first[1:]) - second[1:]).mean() < 2.0
+    assert np.abs(first[-1] - first[0]).mean() > 0.05
