@@ -109,8 +109,8 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int] | int, mode: str = "bi
 
     Example:
         >>> f = torch.zeros(1, 2, 8, 16); f[:, 0] = 4.0; f[:, 1] = 2.0
-        >>> resize_flow(f, (4, 4))[0, :, 0, 0].tolist()
-        [1.0, 1.0]
+        >>> resize_flow(f, (16, 64))[0, :, 0, 0].tolist()
+        [16.0, 4.0]
     """
     _check_flow(flow)
     if isinstance(size, int):
