@@ -34,5 +34,11 @@ def build_from_file(path: str | os.PathLike, expected_family: str | tuple[str, .
         raise CheckpointError(f"{os.path.basename(os.fspath(path))}: unknown family '{family}' "
                               f"(known: {', '.join(sorted(FAMILIES))})")
     module = importlib.import_module(FAMILIES[family], __package__)
-    model = module.from_checkpoint(family, config, state_dict)
+    try:
+        model = module.from_checkpoint(family, config, state_dict)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{os.path.basename(os.fspath(path))}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a config the architecture cannot take
+        raise CheckpointError(f"{os.path.basename(os.fspath(path))}: a '{family}' checkpoint whose config does not "
+                              f"build its model ({type(exc).__name__}: {exc})") from exc
     return family, config, model.eval()

@@ -5,7 +5,7 @@ import json
 import warnings
 
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from ...ops.containers import Motion, VelocityField
 from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, image_to_bchw, mask_to_b1hw
@@ -129,7 +129,8 @@ class SparseTrajectoryToFlow(io.ComfyNode):
             flow = VelocityField(velocity=velocity, mask=brush)
             tracks = resampled
         result = Motion(displacement=displacement, fps=30.0)
-        return io.NodeOutput(flow, result, tr.tracks_to_comfy(tracks))
+        # The picture is sent back as a preview so the canvas editor can show whatever feeds this node.
+        return io.NodeOutput(flow, result, tr.tracks_to_comfy(tracks), ui=ui.PreviewImage(image[:1], cls=cls))
 
 
 def _drop_editor_notes(text: str) -> str:

@@ -21,7 +21,7 @@ def cinemagraph() -> list[Node]:
     return [
         Node(1, "LoadImage", {"image": EXAMPLE_PICTURE}, size=(320, 360)),
         Node(2, "SparseTrajectoryToFlow", {"trajectories": json.dumps(FLAG_ARROWS), "mode": "arrows", "num_frames": 48},
-             {"image": (1, 0), "mask": (1, 1)}, size=(360, 420)),
+             {"image": (1, 0), "mask": (1, 1)}, size=(470, 860)),
         Node(3, "EulerianMotion", {"num_frames": 48, "fps": 24.0, "loop": "seamless loop"}, {"flow": (2, 0)}),
         Node(4, "SoftmaxSplatRender", {}, {"image": (1, 0), "motion": (3, 0)}),
         Node(5, "SaveAnimatedWEBP", {"filename_prefix": "ImageDynamics/cinemagraph", "fps": 24.0,
@@ -52,7 +52,7 @@ def drag_region() -> list[Node]:
     return [
         Node(1, "LoadImage", {"image": EXAMPLE_PICTURE}, size=(320, 360)),
         Node(2, "SparseTrajectoryToFlow", {"trajectories": json.dumps(FLAG_TRACK), "mode": "tracks",
-                                           "num_frames": 24}, {"image": (1, 0), "mask": (1, 1)}, size=(360, 420)),
+                                           "num_frames": 24}, {"image": (1, 0), "mask": (1, 1)}, size=(470, 860)),
         Node(3, "SoftmaxSplatRender", {}, {"image": (1, 0), "motion": (2, 1)}),
         save(4, 3, "drag_region"),
         Node(5, "PreviewMotion", {"opacity": 0.6}, {"image": (1, 0), "motion": (2, 1), "tracks": (2, 2)}),
@@ -66,7 +66,7 @@ def arrows_with_brush() -> list[Node]:
         Node(1, "LoadImage", {"image": EXAMPLE_PICTURE}, size=(320, 360)),
         Node(2, "SparseTrajectoryToFlow", {"trajectories": json.dumps(BRUSHED_ARROWS), "mode": "arrows",
                                            "num_frames": 32, "edge_aware": True}, {"image": (1, 0)},
-             size=(360, 420)),
+             size=(470, 860)),
         Node(3, "EulerianMotion", {"num_frames": 32, "fps": 24.0, "loop": "ping-pong"}, {"flow": (2, 0)}),
         Node(4, "SoftmaxSplatRender", {}, {"image": (1, 0), "motion": (3, 0)}),
         save(5, 4, "arrows_with_brush"),

@@ -1,0 +1,47 @@
+"""LoopGuidance: motion self-guidance towards a seamless loop, for the pack's diffusion samplers."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..common import CATEGORY, DynGuidance, NodeInputError
+
+NODE = "LoopGuidance"
+
+
+class LoopGuidance(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE,
+            display_name="Loop Guidance",
+            category=f"{CATEGORY}/motion",
+            description=(
+                "Motion self-guidance (GID Eqs. 5-6): at every denoising step the sampler decodes its estimate, "
+                "measures how far the last frame's position and velocity are from the first's (L1), and steers "
+                "the noise prediction down that gradient with weight u * sigma, re-noising and repeating the step "
+                "(self-recurrence). Connect it to SpectralVolumeSampler (source 'model') or PredictLatentMotion."),
+            inputs=[
+                io.Float.Input("weight", default=200.0, min=0.0, max=10000.0, step=1.0,
+                               tooltip="u, the guidance weight (GID: 200)."),
+                io.Int.Input("recurrences", default=2, min=1, max=10,
+                             tooltip="Passes per step with re-noising in between (GID: 2; 1 = none)."),
+                io.Float.Input("cfg", default=1.75, min=0.0, max=30.0, step=0.05,
+                               tooltip="Classifier-free guidance w used while looping (GID: 1.75); replaces the "
+                               "sampler's."),
+                io.Int.Input("num_frames", default=0, min=0, max=4096,
+                             tooltip="Length of the clip that must loop; 0 = the model's own period."),
+                io.Boolean.Input("through_denoiser", default=True,
+                                 tooltip="Differentiate through the denoiser (universal guidance); off treats its "
+                                 "prediction as constant (cheaper, weaker)."),
+            ],
+            outputs=[DynGuidance.Output("guidance", tooltip="The guidance settings for a sampler.")],
+        )
+
+    @classmethod
+    def execute(cls, weight, recurrences, cfg, num_frames, through_denoiser) -> io.NodeOutput:
+        from ...models.guidance import LoopGuidance as Guidance
+
+        if num_frames and num_frames < 3:
+            raise NodeInputError(NODE, "num_frames", "0 (the model's period) or at least 3", str(num_frames))
+        return io.NodeOutput(Guidance(weight=weight, recurrences=recurrences, cfg_w=cfg,
+                                      num_frames=num_frames or None, through_denoiser=through_denoiser))
