@@ -55,12 +55,14 @@ def prepare_workflow(comfy):
         for node in prompt.values():
             if node["class_type"] == "LoadMotionModel":
                 ensure_checkpoint(comfy, node["inputs"]["model_name"])
+            elif node["class_type"] == "UNETLoader":
+                ensure_checkpoint(comfy, node["inputs"]["unet_name"], "diffusion_models")
         return prompt
     return prepare
 
 
-def ensure_checkpoint(comfy, model_name: str) -> pathlib.Path:
-    path = comfy.base_dir / "models" / "motion_models" / model_name
+def ensure_checkpoint(comfy, model_name: str, folder: str = "motion_models") -> pathlib.Path:
+    path = comfy.base_dir / "models" / folder / model_name
     if not path.exists():
         if model_name not in MAKERS:
             raise KeyError(f"no maker for {model_name!r} in tests/integration/tiny_models.py")
