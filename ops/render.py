@@ -42,7 +42,8 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
     Args:
         image: [1, C, H, W] the source picture I0 (any float dtype; computed in float32).
         displacement: [T, 2, H, W] reference-anchored displacements in pixels.
-        metric: [1, 1, H, W] softmax-splatting metric, or None for average splatting.
+        metric: [1, 1, H, W] softmax-splatting metric (or [T, 1, H, W], one per frame, e.g. brightness
+            constancy against known target frames), or None for average splatting.
         fill: fill pixels no source pixel reached (multi-scale push-pull) so no empty pixel remains.
         chunk_size: frames splatted at once; peak memory is about one chunk plus the output.
         out: optional preallocated [T, C, H, W] output (e.g. on the intermediate device).
@@ -69,6 +70,9 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
                          f"got {tuple(displacement.shape)}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if metric is not None and (metric.ndim != 4 or metric.shape[0] not in (1, displacement.shape[0])
+                               or metric.shape[1] != 1 or metric.shape[-2:] != image.shape[-2:]):
+        raise ValueError(f"metric must be [1 or T, 1, H, W] at the picture's size, got {tuple(metric.shape)}")
     total = displacement.shape[0]
     channels = image.shape[1]
     if out is None:
@@ -78,10 +82,12 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
     moving = _moving_pixels(displacement, None if blend is None else blend[0])
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
-        frames, hole = _render_chunk(source, displacement[start:stop], metric, fill, hole_threshold, moving)
+        chunk_metric = metric if metric is None or metric.shape[0] == 1 else metric[start:stop]
+        frames, hole = _render_chunk(source, displacement[start:stop], chunk_metric, fill, hole_threshold, moving)
         if blend is not None:
             second, alpha = blend
-            other, other_hole = _render_chunk(source, second[start:stop], metric, fill, hole_threshold, moving)
+            other, other_hole = _render_chunk(source, second[start:stop], chunk_metric, fill, hole_threshold,
+                                              moving)
             a = alpha[start:stop].to(frames).view(-1, 1, 1, 1)
             frames = torch.lerp(frames, other, a)  # exact where both renders agree (still pixels)
             hole = torch.maximum(hole, other_hole)
@@ -114,8 +120,8 @@ def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torc
     if metric is None:
         frames, coverage = softsplat(batch, flow, None, mode="avg", return_weight=True)
     else:
-        frames, coverage = softsplat(batch, flow, metric.to(flow).expand(n, -1, -1, -1), mode="soft",
-                                     return_weight=True)
+        frames, coverage = softsplat(batch, flow, metric.to(flow).expand(n, -1, -1, -1).contiguous(),
+                                     mode="soft", return_weight=True)
     if moving is not None:
         untouched = (frames[:, channels:] == 0) & (moving.to(frames) == 0) & (coverage >= hole_threshold)
         frames = torch.where(untouched, source.expand(n, -1, -1, -1), frames[:, :channels])

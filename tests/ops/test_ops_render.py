@@ -69,8 +69,22 @@ def test_blending_keeps_still_pixels_bit_exact():
     assert torch.equal(frames[:, :, 8:, 8:], image[0, :, 8:, 8:].expand(5, -1, -1, -1))
 
 
+def test_a_metric_per_frame_is_used_frame_by_frame():
+    image = torch.rand(1, 3, 8, 8)
+    displacement = torch.zeros(2, 2, 8, 8)
+    displacement[:, 0, :, 2] = 1.0  # column 2 lands on column 3 in both frames
+    front = torch.zeros(2, 1, 8, 8)
+    front[0, 0, :, 2] = 50.0   # frame 0: the mover is in front
+    front[1, 0, :, 3] = 50.0   # frame 1: the still pixel is in front
+    frames, _ = render_frames(image, displacement, front)
+    assert torch.allclose(frames[0, :, :, 3], image[0, :, :, 2], atol=1e-5)
+    assert torch.allclose(frames[1, :, :, 3], image[0, :, :, 3], atol=1e-5)
+
+
 def test_bad_shapes_are_rejected():
     with pytest.raises(ValueError, match="displacement"):
         render_frames(torch.rand(1, 3, 8, 8), torch.zeros(2, 2, 4, 4))
     with pytest.raises(ValueError, match="image"):
         render_frames(torch.rand(2, 3, 8, 8), torch.zeros(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="metric"):
+        render_frames(torch.rand(1, 3, 8, 8), torch.zeros(3, 2, 8, 8), torch.zeros(2, 1, 8, 8))
