@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ...ops.containers import Motion
 from ..common import (
     CATEGORY,
+    DynModel,
     DynMotion,
     NodeInputError,
     Progress,
@@ -17,7 +18,8 @@ from ..common import (
 )
 
 NODE = "SoftmaxSplatRender"
-METRICS = ["motion magnitude (GID)", "none (average)", "mask (in front)", "depth image (nearer = in front)"]
+METRICS = ["motion magnitude (GID)", "none (average)", "mask (in front)", "depth image (nearer = in front)",
+           "brightness constancy (target frames)"]
 
 
 class SoftmaxSplatRender(io.ComfyNode):
@@ -47,13 +49,21 @@ class SoftmaxSplatRender(io.ComfyNode):
                 io.Mask.Input("metric_mask", optional=True, tooltip="For metric 'mask': 1 = in front."),
                 io.Image.Input("depth", optional=True,
                                tooltip="For metric 'depth image': a depth-like picture, brighter = nearer."),
+                io.Image.Input("target_frames", optional=True,
+                               tooltip="For metric 'brightness constancy': the frames the motion leads to (e.g. "
+                               "the clip MotionFromVideo measured); a pixel is in front where it matches its "
+                               "destination (-|I_t(p + F_t(p)) - I0(p)|), which also works under camera pans."),
+                DynModel.Input("renderer", optional=True,
+                               tooltip="A learned renderer (family 'renderer') or an LVMM model from "
+                               "LoadMotionModel: its decoder fills disocclusions instead of the push-pull fill; "
+                               "LVMM's intention maps gate what is warped."),
             ],
             outputs=[io.Image.Output("frames", tooltip="One frame per motion frame, at the picture's size.")],
         )
 
     @classmethod
     def execute(cls, image, motion: Motion, metric, metric_scale, fill_holes, chunk_size, metric_mask=None,
-                depth=None) -> io.NodeOutput:
+                depth=None, target_frames=None, renderer=None) -> io.NodeOutput:
         from ...ops.render import motion_magnitude_metric, render_frames
 
         if not isinstance(motion, Motion):
@@ -64,7 +74,10 @@ class SoftmaxSplatRender(io.ComfyNode):
             raise NodeInputError(NODE, "motion", f"motion made for the picture's size {size[1]}x{size[0]}",
                                  f"{motion.size[1]}x{motion.size[0]}")
         check_finite(motion.displacement, NODE, "motion")
-        splat_metric = _metric(metric, metric_scale, motion, size, metric_mask, depth, motion_magnitude_metric)
+        splat_metric = _metric(metric, metric_scale, motion, size, metric_mask, depth, motion_magnitude_metric,
+                               pictures[:1], target_frames)
+        if renderer is not None:
+            return io.NodeOutput(_render_learned(renderer, pictures, motion, splat_metric, chunk_size))
         blend = motion.extras.get("blend")
         total = motion.num_frames
         progress = Progress(total * pictures.shape[0])
@@ -82,7 +95,38 @@ class SoftmaxSplatRender(io.ComfyNode):
         return io.NodeOutput(out.clamp_(0, 1))
 
 
-def _metric(kind, scale, motion, size, metric_mask, depth, motion_magnitude_metric) -> torch.Tensor | None:
+def _render_learned(renderer, pictures: torch.Tensor, motion: Motion, metric, chunk_size: int) -> torch.Tensor:
+    """Frames from a learned renderer (family "renderer") or LVMM's renderer R, in ComfyUI's [N,H,W,C] layout."""
+    from ..motion.load_model import MotionModel
+
+    if not isinstance(renderer, MotionModel):
+        raise NodeInputError(NODE, "renderer", "a DYN_MODEL from LoadMotionModel", type(renderer).__name__)
+    renderer.require(NODE, "renderer", "renderer", "lvmm")
+    device = renderer.load()
+    total = motion.num_frames
+    out = torch.empty(pictures.shape[0] * total, *pictures.shape[-2:], 3, dtype=torch.float32,
+                      device=intermediate_device())
+    progress = Progress(total * pictures.shape[0])
+    for index in range(pictures.shape[0]):
+        view = out[index * total:(index + 1) * total].permute(0, 3, 1, 2)
+        picture = pictures[index:index + 1].to(device)
+        if renderer.family == "lvmm":
+            from ...models.lvmm import render_with_lvmm
+
+            frames = render_with_lvmm(renderer.model, picture, motion, chunk_size=chunk_size,
+                                      progress=lambda done, _t, i=index: progress(i * total + done))
+            view.copy_(frames.to(view))
+        else:
+            from ...models.renderer.render import render_frames_learned
+
+            render_frames_learned(renderer.model, picture, motion.displacement, metric=metric,
+                                  intention=motion.intention, chunk_size=chunk_size, out=view,
+                                  on_frames=lambda done, _t, i=index: progress(i * total + done))
+    return out.clamp_(0, 1)
+
+
+def _metric(kind, scale, motion, size, metric_mask, depth, motion_magnitude_metric, picture,
+            target_frames) -> torch.Tensor | None:
     if kind == METRICS[1]:
         return None
     if kind == METRICS[2]:
@@ -97,6 +141,19 @@ def _metric(kind, scale, motion, size, metric_mask, depth, motion_magnitude_metr
             raise NodeInputError(NODE, "depth", f"the picture's size {size[1]}x{size[0]}",
                                  f"{d.shape[-1]}x{d.shape[-2]}")
         return d.mean(dim=1, keepdim=True) * scale
+    if kind == METRICS[4]:
+        from ...models.renderer.metrics import brightness_constancy_metric
+
+        if target_frames is None:
+            raise NodeInputError(NODE, "target_frames", "an IMAGE batch when metric is 'brightness constancy'",
+                                 "nothing")
+        targets = image_to_bchw(target_frames, NODE, "target_frames")
+        if targets.shape[0] != motion.num_frames or tuple(targets.shape[-2:]) != size:
+            raise NodeInputError(NODE, "target_frames", f"{motion.num_frames} frames of {size[1]}x{size[0]}",
+                                 f"{targets.shape[0]} frames of {targets.shape[-1]}x{targets.shape[-2]}")
+        source = picture.expand(motion.num_frames, -1, -1, -1)
+        # the metric's own scale (50 on [0, 1] pictures) times the node's temperature
+        return brightness_constancy_metric(source, targets, motion.displacement.float()) * scale
     if motion.metric is not None:
         return motion.metric * scale
     return motion_magnitude_metric(motion.displacement, temperature=scale)

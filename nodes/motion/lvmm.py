@@ -1,0 +1,100 @@
+"""PredictLatentMotion: LVMM's latent motion trajectories from one picture (sampling, transfer, slow motion)."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ...ops.containers import Motion
+from ..common import (
+    CATEGORY,
+    DynGuidance,
+    DynLongSchedule,
+    DynModel,
+    DynMotion,
+    NodeInputError,
+    Progress,
+    image_to_bchw,
+)
+
+NODE = "PredictLatentMotion"
+
+
+class PredictLatentMotion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE,
+            display_name="Predict Latent Motion (LVMM)",
+            category=f"{CATEGORY}/motion",
+            description=(
+                "LVMM: samples a trajectory in the model's latent motion space for the picture (DDIM with "
+                "classifier-free guidance) and decodes it into per-frame motion with intention maps. With "
+                "'transfer_from', the motion of another clip is put on this picture instead (LVMM Fig. 4: "
+                "z_k = v_target + (z'_k - z'_0)). Render it with SoftmaxSplatRender, or with the model's own "
+                "renderer by connecting the same model there."),
+            inputs=[
+                DynModel.Input("model", tooltip="An LVMM model from LoadMotionModel."),
+                io.Image.Input("image", tooltip="The picture to animate (the first of a batch)."),
+                io.Int.Input("num_frames", default=0, min=0, max=4096,
+                             tooltip="Frames including the picture itself; 0 = the model's K + 1 (or the source "
+                             "clip's length when transferring)."),
+                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps (the paper uses 250)."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.05,
+                               tooltip="Classifier-free guidance weight w: eps = (1 + w) eps_c - w eps_u."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
+                             tooltip="Seed of the sampler's noise."),
+                io.Float.Input("motion_strength", default=1.0, min=0.0, max=10.0, step=0.05,
+                               tooltip="Scales the motion component of the latents: 0 = still, 2 = stronger."),
+                io.Float.Input("slow_motion", default=1.0, min=1.0, max=16.0, step=0.5,
+                               tooltip="Interpolates the decoded displacements in time: 2 = half speed."),
+                DynGuidance.Input("guidance", optional=True,
+                                  tooltip="LoopGuidance for a seamless loop (weights around 5-20 suit LVMM)."),
+                io.Image.Input("transfer_from", optional=True,
+                               tooltip="Frames of a clip whose motion is transferred onto the picture."),
+                DynLongSchedule.Input("long_schedule", optional=True,
+                                      tooltip="LongVideoSchedule: phased segments of K latent frames for long "
+                                      "motions."),
+            ],
+            outputs=[DynMotion.Output("motion", tooltip="Reference-anchored motion with intention maps.")],
+        )
+
+    @classmethod
+    def execute(cls, model, image, num_frames, steps, cfg, seed, motion_strength, slow_motion, guidance=None,
+                transfer_from=None, long_schedule=None) -> io.NodeOutput:
+        import dataclasses
+
+        from ...models.lvmm import SamplingInterrupted, sample_latent_motion
+        from .load_model import MotionModel
+
+        if not isinstance(model, MotionModel):
+            raise NodeInputError(NODE, "model", "a DYN_MODEL from LoadMotionModel", type(model).__name__)
+        model.require(NODE, "model", "lvmm")
+        picture = image_to_bchw(image, NODE)[:1]
+        frames = None if transfer_from is None else image_to_bchw(transfer_from, NODE, "transfer_from")
+        if frames is not None and frames.shape[0] < 2:
+            raise NodeInputError(NODE, "transfer_from", "a clip of at least 2 frames", f"{frames.shape[0]}")
+        if guidance is not None and (frames is not None or long_schedule is not None):
+            raise NodeInputError(NODE, "guidance", "loop guidance without transfer_from or long_schedule",
+                                 "both connected")
+        schedule = None if long_schedule is None else dataclasses.replace(long_schedule, seed=seed)
+        device = model.load()
+        progress = Progress(steps)
+        try:
+            motion: Motion = sample_latent_motion(
+                model.model, picture.to(device), num_frames=num_frames or None, steps=steps, cfg=cfg, seed=seed,
+                motion_strength=motion_strength, loop_guidance=guidance,
+                transfer_from=None if frames is None else frames.to(device), slow_factor=slow_motion,
+                long_video=schedule, progress=progress, interrupt=_interrupted)
+        except SamplingInterrupted:
+            Progress.check_interrupt()
+            raise
+        except ValueError as error:
+            raise NodeInputError(NODE, "model", "settings this LVMM model can sample", str(error)) from error
+        return io.NodeOutput(motion)
+
+
+def _interrupted() -> bool:
+    Progress.check_interrupt()  # raises ComfyUI's interrupt exception when the user cancels
+    return False
+
+
+NODES = [PredictLatentMotion]
