@@ -1,4 +1,5 @@
 """Nodes that turn what a user draws or writes into motion."""
+from .sparse_flow import TracksToSparseFlow
 from .sparse_trajectory import SparseTrajectoryToFlow
 
-NODES = [SparseTrajectoryToFlow]
+NODES = [SparseTrajectoryToFlow, TracksToSparseFlow]

@@ -1,0 +1,130 @@
+"""TracksToSparseFlow: drawn trajectories become the sparse-flow control of a trajectory ControlNet.
+
+The control travels as ``DYN_CONTROL``, a :class:`SparseFlowControl`: per-frame sparse, reference-anchored
+flows and their mask, rasterised as Motion-I2V's ControlNet expects them (a square patch around each track's
+start holds that track's displacement from frame 0), plus the tracks themselves so that a consumer running at
+another frame count or size can rasterise them again. It is a type of its own, not a ``DYN_MOTION``: sparse
+flows move only the patches under the tracks' starts, so a renderer given them would tear the picture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from comfy_api.latest import io
+
+from ...ops.containers import Motion
+from ..common import CATEGORY, DynMotion, NodeInputError, Tracks, image_to_bchw
+
+NODE = "TracksToSparseFlow"
+
+DynControl = io.Custom("DYN_CONTROL")
+"""Sparse trajectory control (:class:`SparseFlowControl`)."""
+
+
+@dataclass
+class SparseFlowControl:
+    """What travels as ``DYN_CONTROL``.
+
+    Attributes:
+        flows: ``[T, 2, H, W]`` float32 pixels: ``p_n(t) - p_n(0)`` on the patch of track n, 0 elsewhere;
+            frame 0 is zero (reference-anchored, channel 0 = x right, 1 = y down).
+        mask: ``[T, 1, H, W]`` in {0, 1}: 1 where ``flows`` is given (a hidden point gives 0 for that frame).
+        tracks: the trajectories (:class:`ops.trajectories.Tracks`, pixels at ``H x W``).
+        radius: patch half-size in pixels used for ``flows`` (``None`` = automatic).
+        parameter: PCHIP time parameterisation of the resampling ("index" or "arclength").
+    """
+
+    flows: torch.Tensor
+    mask: torch.Tensor
+    tracks: object
+    radius: int | None = None
+    parameter: str = "index"
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.flows.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.flows.shape[-2]), int(self.flows.shape[-1])
+
+    def rasterise(self, height: int, width: int, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(flows [N, 2, H, W], mask [N, 1, H, W])`` at another size or frame count (tracks rescaled per axis).
+
+        The stored tensors are returned as they are when nothing changes.
+        """
+        from ...ops.sparse_to_dense import tracks_to_sparse_flow
+        from ...ops.trajectories import Tracks as TrackSet
+
+        if (height, width) == self.size and num_frames == self.num_frames:
+            return self.flows, self.mask
+        h0, w0 = self.size
+        scale = torch.tensor([width / w0, height / h0], dtype=torch.float32)
+        tracks = TrackSet(self.tracks.points * scale.to(self.tracks.points.device), self.tracks.visibility)
+        radius = self.radius
+        if radius is not None and (height, width) != self.size:
+            radius = max(0, round(radius * max(height / h0, width / w0)))
+        return tracks_to_sparse_flow(tracks, height, width, num_frames, radius, parameter=self.parameter)
+
+
+def control_from_tracks(tracks, height: int, width: int, num_frames: int, radius: int | None = None,
+                        parameter: str = "index") -> SparseFlowControl:
+    """Rasterise :class:`ops.trajectories.Tracks` into a :class:`SparseFlowControl`."""
+    from ...ops.sparse_to_dense import tracks_to_sparse_flow
+
+    flows, mask = tracks_to_sparse_flow(tracks, height, width, num_frames, radius, parameter=parameter)
+    return SparseFlowControl(flows=flows.float(), mask=mask.float(), tracks=tracks, radius=radius,
+                             parameter=parameter)
+
+
+def parse_tracks(data, node: str, input_name: str = "tracks"):
+    """Core ``TRACKS`` -> :class:`ops.trajectories.Tracks`, with the node's error on bad input."""
+    from ...ops.trajectories import TrajectoryFormatError, tracks_from_comfy
+
+    try:
+        return tracks_from_comfy(data, input_name=input_name)
+    except TrajectoryFormatError as error:
+        raise NodeInputError(node, input_name, "core TRACKS (e.g. from SparseTrajectoryToFlow)", str(error)) from error
+
+
+class TracksToSparseFlow(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE,
+            display_name="Tracks To Sparse Flow",
+            category=f"{CATEGORY}/control",
+            description=(
+                "Trajectories become the sparse flow a trajectory ControlNet takes (Motion-I2V): the tracks are "
+                "resampled to N frames (PCHIP), and for frame t a square patch of +-radius pixels around each "
+                "track's start gets the track's displacement from frame 0, with mask 1 there and 0 elsewhere."),
+            inputs=[
+                Tracks.Input("tracks", tooltip="Trajectories in the picture's pixels (core TRACKS, e.g. the 'tracks' "
+                             "output of SparseTrajectoryToFlow)."),
+                io.Image.Input("image", tooltip="The picture the tracks are drawn on (sets the size)."),
+                io.Int.Input("num_frames", default=16, min=2, max=1024,
+                             tooltip="Frames of the control, the reference frame included (Motion-I2V: 16)."),
+                io.Int.Input("radius", default=0, min=0, max=256,
+                             tooltip="Patch half-size in pixels around each track's start; 0 = automatic "
+                             "(max(2, long side / 128): 4 at 512 px)."),
+                io.Combo.Input("timing", options=["index", "arclength"], default="index",
+                               tooltip="How the drawn points are spread over the frames: 'index' = each drawn point "
+                               "takes the same time; 'arclength' = constant speed along the path."),
+            ],
+            outputs=[
+                DynControl.Output("control", tooltip="Sparse flows [N,2,H,W] (pixels, frame 0 zero) and their mask "
+                                  "[N,1,H,W], for MotionI2VPredictFlow's ControlNet."),
+                DynMotion.Output("sparse_motion", tooltip="The same sparse flows as DYN_MOTION (mask as its "
+                                 "intention), for PreviewMotion. Not meant for renderers: only the patches move."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, tracks, image, num_frames, radius, timing) -> io.NodeOutput:
+        picture = image_to_bchw(image, NODE)
+        height, width = picture.shape[-2:]
+        parsed = parse_tracks(tracks, NODE)
+        control = control_from_tracks(parsed, height, width, num_frames, radius or None, parameter=timing)
+        preview = Motion(displacement=control.flows.clone(), fps=8.0, intention=control.mask.clone())
+        return io.NodeOutput(control, preview)

@@ -1,0 +1,57 @@
+"""Motion-I2V checkpoints through the pack's registry (what LoadMotionModel calls): all four families."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imagedynamics.models.checkpoint import CheckpointError, save_checkpoint
+from imagedynamics.models.motion_i2v.checkpoint import allow_device_assignment, from_checkpoint
+from imagedynamics.models.motion_i2v.configs import FAMILIES, tiny_config
+from imagedynamics.models.motion_i2v.loading import build_component, save_component
+from imagedynamics.models.registry import build_from_file
+
+
+@pytest.mark.parametrize("component", ["stage1", "controlnet", "flow_vae", "stage2"])
+@pytest.mark.parametrize("fp16", [False, True])
+def test_every_family_loads_bit_exactly(tmp_path, component, fp16):
+    torch.manual_seed(0)
+    model = build_component(component, tiny_config(component))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))                       # no zero-initialised layer left to hide a mix-up
+    path = tmp_path / f"{component}.safetensors"
+    save_component(path, model, component, fp16=fp16)
+    family, config, loaded = build_from_file(path)
+    assert family == FAMILIES[component] and config["conventions"]["latent_scale"] == 0.18215
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    expected = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    got = loaded.state_dict()
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key].dtype == value.dtype and torch.equal(got[key], value), key
+
+
+def test_models_accept_a_host_assigned_device(tmp_path):
+    """ComfyUI's ModelPatcher assigns model.device; diffusers' AutoencoderKL has it read-only."""
+    vae = allow_device_assignment(build_component("flow_vae", tiny_config("flow_vae")))
+    vae.device = torch.device("meta")                          # stored, but reads stay truthful
+    assert vae.device == torch.device("cpu") and type(vae).__name__ == "AutoencoderKL"
+    unet = allow_device_assignment(build_component("stage2", tiny_config("stage2")))
+    unet.device = "cpu"                                        # plain modules are left alone
+    assert unet.device == "cpu"
+
+
+def test_wrong_tensors_or_family_raise_checkpoint_errors(tmp_path):
+    state = build_component("stage2", tiny_config("stage2")).state_dict()
+    config = tiny_config("stage2")
+    state.pop(next(iter(state)))
+    with pytest.raises(CheckpointError, match="missing"):
+        from_checkpoint("motion_i2v.stage2", config, state)
+    with pytest.raises(CheckpointError, match="not a Motion-I2V family"):
+        from_checkpoint("motion_i2v.stage3", config, state)
+    with pytest.raises(CheckpointError, match="config is invalid"):
+        from_checkpoint("motion_i2v.stage2", {**config, "bogus": 1}, state)
+    path = tmp_path / "odd.safetensors"
+    save_checkpoint(path, {"x": torch.zeros(1)}, "motion_i2v.flow_vae", tiny_config("flow_vae"))
+    with pytest.raises(CheckpointError):
+        build_from_file(path)
