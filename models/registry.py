@@ -37,7 +37,7 @@ def build_from_file(path: str | os.PathLike, expected_family: str | tuple[str, .
     try:
         model = module.from_checkpoint(family, config, state_dict)
     except CheckpointError as exc:
-        raise CheckpointError(f"{os.path.basename(os.fspath(path))}: {exc}") from exc
+        raise CheckpointError(f"{os.path.basename(os.fspath(path))} (a '{family}' checkpoint): {exc}") from exc
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a config the architecture cannot take
         raise CheckpointError(f"{os.path.basename(os.fspath(path))}: a '{family}' checkpoint whose config does not "
                               f"build its model ({type(exc).__name__}: {exc})") from exc

@@ -18,7 +18,6 @@ Example:
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
@@ -61,29 +60,5 @@ def from_checkpoint(family: str, config: dict[str, Any], state_dict: dict[str, t
     if leftover:
         raise CheckpointError(f"{name}: tensors not in the file: {leftover[:3]}")
     model.pack_config = {**resolved, "conventions": (config or {}).get("conventions", {})}
-    allow_device_assignment(model)
     return model.requires_grad_(False).eval()
 
-
-def allow_device_assignment(model: nn.Module) -> nn.Module:
-    """Let a model manager assign ``model.device`` (ComfyUI's ModelPatcher does) on diffusers models.
-
-    diffusers' ``ModelMixin.device`` is a read-only property; the model's class is swapped for a subclass of
-    the same name whose ``device`` accepts assignments and still reads the parameters' device. Plain
-    ``nn.Module`` classes are left alone.
-    """
-    prop = getattr(type(model), "device", None)
-    if isinstance(prop, property) and prop.fset is None:
-        model.__class__ = _assignable_device_class(type(model))
-    return model
-
-
-@functools.cache
-def _assignable_device_class(cls: type) -> type:
-    read = cls.device.fget
-
-    def assign(self, value) -> None:
-        self.__dict__["assigned_device"] = value  # informative only: reads return where the weights are
-
-    return type(cls.__name__, (cls,), {"device": property(read, assign), "__module__": cls.__module__,
-                                       "__doc__": cls.__doc__})

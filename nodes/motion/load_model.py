@@ -24,7 +24,7 @@ class MotionModel:
 
     @property
     def model(self) -> torch.nn.Module:
-        return self.patcher.model
+        return self.patcher.model.inner
 
     def load(self) -> torch.device:
         """Move the model to the compute device (ComfyUI offloads it again when memory is needed)."""
@@ -37,6 +37,20 @@ class MotionModel:
         if not any(self.family == f or self.family.startswith(f + ".") for f in families):
             raise NodeInputError(node, input_name, f"a {' or '.join(families)} model", f"a '{self.family}' model "
                                  f"({self.name})")
+
+
+class ManagedModule(torch.nn.Module):
+    """A plain holder for a library model under ComfyUI's ModelPatcher.
+
+    The patcher records the device on ``model.device`` (an attribute it assigns), while the library's models
+    (like diffusers' modules) expose ``device`` as a read-only property; holding the model one level down keeps
+    both as they are, and the patcher still moves, counts and offloads all of its weights.
+    """
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.device = None
 
 
 _CACHE: dict[str, tuple[float, MotionModel]] = {}
@@ -53,8 +67,12 @@ def load_motion_model(path: str) -> MotionModel:
     cached = _CACHE.get(path)
     if cached is not None and cached[0] == mtime:
         return cached[1]
-    family, config, model = build_from_file(path)
-    patcher = comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
+    # ComfyUI runs nodes under torch.inference_mode; parameters made there could never take part in autograd
+    # (loop guidance back-propagates through the model), so the model is built outside it.
+    with torch.inference_mode(False):
+        family, config, model = build_from_file(path)
+    patcher = comfy.model_patcher.ModelPatcher(ManagedModule(model),
+                                               load_device=comfy.model_management.get_torch_device(),
                                                offload_device=comfy.model_management.unet_offload_device())
     handle = MotionModel(family=family, config=config, patcher=patcher, name=os.path.basename(path))
     _CACHE[path] = (mtime, handle)

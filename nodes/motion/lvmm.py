@@ -1,6 +1,7 @@
 """PredictLatentMotion: LVMM's latent motion trajectories from one picture (sampling, transfer, slow motion)."""
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion
@@ -79,11 +80,12 @@ class PredictLatentMotion(io.ComfyNode):
         device = model.load()
         progress = Progress(steps)
         try:
-            motion: Motion = sample_latent_motion(
-                model.model, picture.to(device), num_frames=num_frames or None, steps=steps, cfg=cfg, seed=seed,
-                motion_strength=motion_strength, loop_guidance=guidance,
-                transfer_from=None if frames is None else frames.to(device), slow_factor=slow_motion,
-                long_video=schedule, progress=progress, interrupt=_interrupted)
+            with torch.inference_mode(False):  # loop guidance differentiates through the model
+                motion: Motion = sample_latent_motion(
+                    model.model, picture.clone().to(device), num_frames=num_frames or None, steps=steps, cfg=cfg,
+                    seed=seed, motion_strength=motion_strength, loop_guidance=guidance,
+                    transfer_from=None if frames is None else frames.clone().to(device), slow_factor=slow_motion,
+                    long_video=schedule, progress=progress, interrupt=_interrupted)
         except SamplingInterrupted:
             Progress.check_interrupt()
             raise

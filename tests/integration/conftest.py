@@ -61,6 +61,12 @@ def prepare_workflow(comfy):
     return prepare
 
 
+@pytest.fixture
+def motion_model_file(comfy):
+    """``motion_model_file(name)`` -> path of that tiny checkpoint in the host's models folder (made if missing)."""
+    return lambda name: ensure_checkpoint(comfy, name)
+
+
 def ensure_checkpoint(comfy, model_name: str, folder: str = "motion_models") -> pathlib.Path:
     path = comfy.base_dir / "models" / folder / model_name
     if not path.exists():

@@ -10,8 +10,9 @@ def gid_checkpoint(motion_model_file):
 
 
 def test_gid_model_is_listed_and_loads(comfy, gid_checkpoint):
-    info = comfy.get("/object_info/LoadMotionModel")["LoadMotionModel"]
-    assert "gid_tiny.safetensors" in info["input"]["required"]["model_name"][0]
+    spec = comfy.get("/object_info/LoadMotionModel")["LoadMotionModel"]["input"]["required"]["model_name"]
+    options = spec[1]["options"] if spec[0] == "COMBO" else spec[0]
+    assert "gid_tiny.safetensors" in options
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign", "wrong_family"])

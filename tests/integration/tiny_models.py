@@ -9,3 +9,21 @@ import pathlib
 from collections.abc import Callable
 
 MAKERS: dict[str, Callable[[pathlib.Path], None]] = {}
+
+from tiny_long_video import TINY_COSMOS, make_tiny_cosmos  # noqa: E402
+
+MAKERS[TINY_COSMOS] = make_tiny_cosmos  # a video MODEL for the core UNETLoader (models/diffusion_models)
+
+from tiny_gid import make_gid_tiny  # noqa: E402
+
+MAKERS["gid_tiny.safetensors"] = make_gid_tiny  # the GID example workflows' motion prior
+
+from tiny_motion_i2v import MAKERS as MOTION_I2V_MAKERS  # noqa: E402
+from tiny_sd15 import TINY_SD15, make_tiny_sd15  # noqa: E402
+
+MAKERS.update(MOTION_I2V_MAKERS)  # Motion-I2V stage 1, ControlNet, flow VAE, stage 2 (each also writes tiny_sd15)
+MAKERS[TINY_SD15] = make_tiny_sd15  # an SD 1.5 MODEL/CLIP/VAE for CheckpointLoaderSimple (models/checkpoints)
+
+from tiny_lvmm import make_lvmm_tiny  # noqa: E402
+
+MAKERS["lvmm_tiny.safetensors"] = make_lvmm_tiny  # the LVMM example workflows' model

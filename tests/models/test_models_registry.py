@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from imagedynamics.models import registry
-from imagedynamics.models.checkpoint import (CheckpointError, load_checkpoint, load_state_dict_strict, read_header,
-                                             save_checkpoint)
+from imagedynamics.models.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_state_dict_strict,
+    read_header,
+    save_checkpoint,
+)
 
 
 def test_round_trip_keeps_family_config_and_tensors_exactly(tmp_path):
@@ -43,7 +48,7 @@ def test_unknown_family_and_unbuildable_config_are_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="unknown family 'nonsense'"):
         registry.build_from_file(path)
     save_checkpoint(path, {"w": torch.zeros(2)}, family="gid", config={"model": {"bogus": 1}})
-    with pytest.raises(CheckpointError, match="m.safetensors: the GID config .* is invalid"):
+    with pytest.raises(CheckpointError, match="m.safetensors .a .gid. checkpoint.: the GID config .* is invalid"):
         registry.build_from_file(path)
 
 

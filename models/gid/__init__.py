@@ -1,0 +1,28 @@
+"""Generative Image Dynamics: the learned prior over spectral volumes (VAE + frequency-coordinated U-Net).
+
+Public API::
+
+    GIDConfig.preset("full" | "small" | "tiny", **overrides)     configs (``config.py``)
+    build_gid(config, stats=None) -> GIDModel                     a fresh model
+    save_gid(path, model, config=None, stats=None)                the "gid" checkpoint family
+    load_gid(path, device="cpu") -> GIDModel                      strict; CheckpointError on a bad file
+    sample_spectrum(model, image, num_steps, guidance_scale, seed, loop_guidance, progress, interrupt)
+        -> complex [K, 2, H, W]
+    sample_spectral_volume(...) -> SpectralVolume
+
+Training: ``python -m <package>.train.gid --videos DIR --out model.safetensors`` (``train/gid.py``).
+"""
+from .config import PRESETS, DiffusionConfig, GIDConfig, UNetConfig, VAEConfig
+from .losses import DenoisingLoss
+from .model import FAMILY, GIDModel, build_gid, conventions, load_gid, picture_condition, save_gid
+from .sampler import SamplingInterrupted, gid_endpoint_decoder, resize_spectrum, sample_spectral_volume, sample_spectrum
+from .unet import FrequencyAttention, GIDUNet
+from .vae import build_vae, multiscale_gradient_loss, vae_loss
+
+__all__ = [
+    "DenoisingLoss", "picture_condition",
+    "PRESETS", "DiffusionConfig", "GIDConfig", "UNetConfig", "VAEConfig", "FAMILY", "GIDModel", "build_gid",
+    "conventions", "load_gid", "save_gid", "SamplingInterrupted", "gid_endpoint_decoder", "resize_spectrum",
+    "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
+    "multiscale_gradient_loss", "vae_loss",
+]

@@ -1,0 +1,194 @@
+"""Sampling a spectral volume from a picture with a GID model (DDIM, classifier-free guidance, loop guidance).
+
+Per call: the picture is resized to the model's resolution and downsampled to the latent size as the
+condition; K slices of Gaussian noise (one per frequency) are denoised jointly by diffusers' DDIMScheduler
+with eps = (1 + w) eps(z; n, c) - w eps(z; n, 0) (the null condition is a zero picture); the final latents
+are decoded slice by slice, de-normalised with the model's statistics s, and the spectrum is resized to the
+picture with its vectors scaled per axis (x by W_picture / W_model, y by H_picture / H_model).
+
+With a :class:`~..guidance.LoopGuidance` each step also pulls the ends of the motion together: the x0-estimate
+is decoded to the displacement at frames 0, 1, L - 2 and L - 1 only (direct Fourier-series evaluation,
+``spectrum_to_motion(..., times=...)``), never the full T-frame motion. With ``checkpoint_denoiser`` (the
+default) memory is kept in check layer by layer: the U-Net recomputes each layer in the backward pass (its
+``gradient_checkpointing``) and the decoder runs in checkpointed chunks of 4 slices.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+
+from ...ops.containers import SpectralVolume
+from ...ops.spectral import denormalize_spectrum, spectrum_to_motion
+from ..guidance import LoopGuidance
+from .model import GIDModel
+
+
+class SamplingInterrupted(RuntimeError):
+    """Raised when the ``interrupt`` callback asks to stop."""
+
+
+def resize_spectrum(coeffs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a spectral volume [K, 2, H, W] (pixels at H x W) to ``size`` = (H', W'), rescaling vectors per axis.
+
+    Real and imaginary parts are resampled bilinearly (antialiased when shrinking); the x coefficients are
+    multiplied by W' / W and the y coefficients by H' / H (the inverse FFT is linear, so this is the same as
+    resizing and rescaling every frame of the motion).
+
+    Example:
+        >>> S = torch.ones(2, 2, 4, 8, dtype=torch.complex64)
+        >>> out = resize_spectrum(S, (8, 8))
+        >>> out.shape, out[0, 0, 0, 0].real.item(), out[0, 1, 0, 0].real.item()
+        (torch.Size([2, 2, 8, 8]), 1.0, 2.0)
+    """
+    if coeffs.ndim != 4 or coeffs.shape[1] != 2 or not coeffs.is_complex():
+        raise ValueError(f"coeffs must be complex [K, 2, H, W], got {tuple(coeffs.shape)} {coeffs.dtype}")
+    h, w = coeffs.shape[-2:]
+    th, tw = int(size[0]), int(size[1])
+    if (th, tw) == (h, w):
+        return coeffs
+    real = torch.view_as_real(coeffs).permute(0, 4, 1, 2, 3).reshape(-1, 1, h, w)
+    real = F.interpolate(real, size=(th, tw), mode="bilinear", align_corners=False, antialias=th < h or tw < w)
+    real = real.reshape(coeffs.shape[0], 2, 2, th, tw)
+    scale = torch.tensor([tw / w, th / h], dtype=real.dtype, device=real.device).view(1, 1, 2, 1, 1)
+    real = real * scale  # dims: K, (re, im), (x, y), H, W
+    return torch.view_as_complex(real.permute(0, 2, 3, 4, 1).contiguous())
+
+
+def _eps_fn(model: GIDModel, condition: torch.Tensor, guidance_scale: float, coordinate: bool):
+    k = model.config.num_frequencies
+    null = torch.zeros_like(condition)
+
+    def eps_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        z = z.to(model.dtype)
+        if guidance_scale == 0:
+            return model.predict_noise(z, t, condition, coordinate).float()
+        both = model.predict_noise(torch.cat([z, z]), t, torch.cat([condition, null]), coordinate).float()
+        eps_c, eps_u = both[:k], both[k:]
+        return (1 + guidance_scale) * eps_c - guidance_scale * eps_u
+
+    return eps_fn
+
+
+def gid_endpoint_decoder(model: GIDModel, times: torch.Tensor, chunk: int = 4, checkpoint: bool = True) -> Callable:
+    """x0 latents [K, 4, h, w] -> displacement at ``times`` (4 frame times) as (first, first_next, last, last_prev).
+
+    Decodes the K slices, de-normalises them and evaluates the Fourier series at the four times only. The
+    series is linear in the coefficients, so the frames are summed over chunks of ``chunk`` slices; with
+    ``checkpoint`` (and gradients on) each chunk's decoder activations are recomputed in the backward pass, so
+    memory holds one chunk's activations instead of all K slices'.
+    """
+    period = model.config.num_frames
+    k = model.config.num_frequencies
+    chunk = max(1, int(chunk))
+
+    def contribution(x0_chunk: torch.Tensor, start: int) -> torch.Tensor:
+        n = x0_chunk.shape[0]
+        coeffs = denormalize_spectrum(model.decode(x0_chunk.to(model.dtype)), model.stats[start:start + n])
+        pad_before = coeffs.new_zeros((start, *coeffs.shape[1:]))
+        pad_after = coeffs.new_zeros((k - start - n, *coeffs.shape[1:]))
+        return spectrum_to_motion(torch.cat([pad_before, coeffs, pad_after]), period, times=times)
+
+    def decode(x0: torch.Tensor):
+        frames = None
+        for start in range(0, k, chunk):
+            part = x0[start:start + chunk]
+            if checkpoint and torch.is_grad_enabled():
+                value = torch.utils.checkpoint.checkpoint(contribution, part, start, use_reentrant=False)
+            else:
+                value = contribution(part, start)
+            frames = value if frames is None else frames + value
+        return frames[0], frames[1], frames[2], frames[3]
+
+    return decode
+
+
+@torch.no_grad()
+def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, guidance_scale: float = 1.75,
+                    seed: int = 0, loop_guidance: LoopGuidance | None = None, coordinate: bool = True,
+                    eta: float = 0.0, progress: Callable[[int, int], None] | None = None,
+                    interrupt: Callable[[], bool | None] | None = None,
+                    output_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Sample a spectral volume for a picture.
+
+    Args:
+        model: a loaded :class:`GIDModel` (on the compute device).
+        image: [1, 3, H, W] float in [0, 1], any size.
+        num_steps: DDIM steps (GID: 250; 500 when looping).
+        guidance_scale: w of classifier-free guidance, eps = (1 + w) eps_c - w eps_u (0 = conditional only).
+        seed: seeds the initial noise (and the re-noising of loop guidance); drawn on the CPU, so the same
+            seed gives the same noise on any device.
+        loop_guidance: optional :class:`LoopGuidance`; its ``cfg_w`` (if not None) replaces ``guidance_scale``.
+        coordinate: use the frequency attention (False = stage-1 behaviour, slices denoised independently).
+        eta: DDIM eta (0 = deterministic).
+        progress: called as progress(done, total) after every step.
+        interrupt: called before every step; it may raise, or return True to stop (SamplingInterrupted).
+        output_size: (H', W') of the result; default the picture's (H, W).
+
+    Returns:
+        complex64 [K, 2, H', W'] spectrum of the displacement in pixels at H' x W' (``model.config`` gives
+        its period T, fps and FFT normalisation; see :func:`sample_spectral_volume`).
+    """
+    if image.ndim != 4 or image.shape[:2] != (1, 3):
+        raise ValueError(f"image must be [1, 3, H, W], got {tuple(image.shape)}")
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if loop_guidance is not None and loop_guidance.cfg_w is not None:
+        guidance_scale = float(loop_guidance.cfg_w)
+    if guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    cfg = model.config
+    device = model.device
+    k = cfg.num_frequencies
+    h, w = cfg.latent_size
+    out_size = tuple(output_size) if output_size is not None else tuple(image.shape[-2:])
+
+    scheduler = model.sampling_scheduler()
+    scheduler.set_timesteps(num_steps, device=device)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    from diffusers.utils.torch_utils import randn_tensor
+
+    latents = randn_tensor((k, 4, h, w), generator=generator, device=device, dtype=torch.float32)
+    latents = latents * scheduler.init_noise_sigma
+    condition = model.condition(image.to(device))
+    eps_fn = _eps_fn(model, condition, guidance_scale, coordinate)
+
+    decoder = None
+    layerwise = False
+    if loop_guidance is not None:
+        times = loop_guidance.endpoint_times(cfg.num_frames)
+        decoder = gid_endpoint_decoder(model, times, checkpoint=loop_guidance.checkpoint_denoiser)
+        if loop_guidance.checkpoint_denoiser and loop_guidance.through_denoiser:
+            # finer than checkpointing the whole call: the U-Net keeps only each layer's input for the backward
+            loop_guidance = dataclasses.replace(loop_guidance, checkpoint_denoiser=False)
+            layerwise = True
+    previous = model.unet.gradient_checkpointing
+    model.unet.gradient_checkpointing = previous or layerwise
+    try:
+        for i, t in enumerate(scheduler.timesteps):
+            if interrupt is not None and interrupt():
+                raise SamplingInterrupted("sampling interrupted")
+            if loop_guidance is None:
+                eps = eps_fn(latents, t)
+                latents = scheduler.step(eps, t, latents, eta=eta, generator=generator).prev_sample
+            else:
+                latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator,
+                                                eta=eta)
+            if progress is not None:
+                progress(i + 1, len(scheduler.timesteps))
+    finally:
+        model.unet.gradient_checkpointing = previous
+
+    coeffs = denormalize_spectrum(model.decode(latents.to(model.dtype)), model.stats)
+    return resize_spectrum(coeffs.to(torch.complex64), out_size)
+
+
+def sample_spectral_volume(model: GIDModel, image: torch.Tensor, **kwargs) -> SpectralVolume:
+    """:func:`sample_spectrum` wrapped in a :class:`SpectralVolume` with the model's T, fps and normalisation."""
+    coeffs = sample_spectrum(model, image, **kwargs)
+    looped = kwargs.get("loop_guidance") is not None
+    return SpectralVolume(coeffs=coeffs, num_frames=model.config.num_frames, fps=model.config.fps,
+                          norm=model.config.norm, extras={"units": "pixels", "source": "gid", "loop_guided": looped})

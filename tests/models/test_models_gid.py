@@ -1,0 +1,391 @@
+"""GID motion prior: configs, VAE, frequency-coordinated U-Net, checkpoints, sampling, loop guidance (CPU, tiny)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from media import picture
+
+from imagedynamics.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from imagedynamics.models.gid import (
+    FAMILY,
+    GIDConfig,
+    SamplingInterrupted,
+    build_gid,
+    build_vae,
+    gid_endpoint_decoder,
+    load_gid,
+    multiscale_gradient_loss,
+    resize_spectrum,
+    sample_spectral_volume,
+    sample_spectrum,
+    save_gid,
+    vae_loss,
+)
+from imagedynamics.models.guidance import LoopGuidance, loop_loss, renoise
+from imagedynamics.ops.spectral import spectrum_to_motion
+
+TINY = GIDConfig.preset("tiny")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: these models are tiny, and the test machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = build_gid(TINY, stats=torch.full((TINY.num_frequencies, 4), 4.0)).eval()
+    m.requires_grad_(False)
+    return m
+
+
+@pytest.fixture(scope="module")
+def image():
+    return picture("astronaut", long_side=64)[..., :40, :]
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def test_presets_and_round_trip():
+    full = GIDConfig.preset("full")
+    assert (full.width, full.height, full.num_frames, full.num_frequencies) == (256, 160, 150, 16)
+    assert full.latent_size == (40, 64)
+    assert GIDConfig.preset("full", width=512, height=288).latent_size == (72, 128)
+    for name in ("tiny", "small", "full"):
+        cfg = GIDConfig.preset(name)
+        assert GIDConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="multiples"):
+        GIDConfig.preset("tiny", width=63)
+    with pytest.raises(ValueError, match="num_frequencies"):
+        GIDConfig.preset("tiny", num_frequencies=10)  # T = 16 has 9 bins
+    with pytest.raises(ValueError, match="unknown"):
+        GIDConfig.from_dict({**TINY.to_dict(), "colour": 1})
+    with pytest.raises(ValueError):
+        GIDConfig.preset("huge")
+
+
+# ------------------------------------------------------------------------------------------- VAE
+
+
+def test_vae_shapes_and_loss():
+    torch.manual_seed(0)
+    vae = build_vae(TINY.vae)
+    x = torch.randn(3, 4, 40, 64)
+    posterior = vae.encode(x).latent_dist
+    assert posterior.mean.shape == (3, 4, 20, 32)
+    assert vae.decode(posterior.mean).sample.shape == x.shape
+    loss, parts = vae_loss(vae, x)
+    assert loss.ndim == 0 and math.isfinite(loss.item())
+    assert parts["l1"] > 0 and parts["kl"] > 0
+    loss.backward()
+    assert all(p.grad is not None for p in vae.parameters() if p.requires_grad)
+
+
+def test_multiscale_gradient_loss_exact():
+    target = torch.randn(2, 4, 16, 16)
+    assert multiscale_gradient_loss(target, target).abs().max() == 0
+    # a constant offset has no gradient at any scale
+    assert multiscale_gradient_loss(target + 3.0, target).abs().max() < 1e-4
+    # a ramp of slope 1 along x at scale 1 alone: 15 differences of 1 per row, 16 rows, 4 channels
+    ramp = torch.arange(16.0).view(1, 1, 1, 16).expand(1, 4, 16, 16)
+    got = multiscale_gradient_loss(ramp, torch.zeros_like(ramp), scales=1)
+    assert got.item() == pytest.approx(15 * 16 * 4)
+    with pytest.raises(ValueError):
+        multiscale_gradient_loss(ramp, ramp[..., :8])
+
+
+# ------------------------------------------------------------------------------------------- U-Net
+
+
+def _inputs(batch: int = 2):
+    k = TINY.num_frequencies
+    h, w = TINY.latent_size
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(batch * k, 4, h, w, generator=g)
+    cond = torch.rand(batch, 3, h, w, generator=g) * 2 - 1
+    return z, cond
+
+
+def test_unet_shapes(model):
+    z, cond = _inputs()
+    eps = model.predict_noise(z, 500, cond)
+    assert eps.shape == z.shape and torch.isfinite(eps).all()
+    with pytest.raises(ValueError, match="B K"):
+        model.predict_noise(z[:-1], 500, cond)
+    with pytest.raises(ValueError, match="condition"):
+        model.unet(z, 500, torch.zeros(len(z), dtype=torch.long), cond)
+
+
+def test_frequency_attention_zero_init_equals_stage1(model):
+    """At initialisation, stage 2 (attention on) computes exactly what stage 1 (off) computed."""
+    z, cond = _inputs()
+    stage1 = model.predict_noise(z, 321, cond, coordinate=False)
+    stage2 = model.predict_noise(z, 321, cond, coordinate=True)
+    assert torch.equal(stage1, stage2)
+
+
+def test_frequency_attention_couples_slices():
+    torch.manual_seed(0)
+    m = build_gid(TINY).eval()
+    for module in m.unet.modules():
+        if module.__class__.__name__ == "FrequencyAttention":
+            torch.nn.init.normal_(module.attention.to_out[0].weight, std=0.2)
+    z, cond = _inputs(1)
+    z2 = z.clone()
+    z2[0] += 1.0  # change the DC slice only
+    for coordinate, coupled in ((False, False), (True, True)):
+        a = m.predict_noise(z, 400, cond, coordinate=coordinate)
+        b = m.predict_noise(z2, 400, cond, coordinate=coordinate)
+        changed = (a[1:] - b[1:]).abs().max().item()
+        assert (changed > 1e-4) is coupled, (coordinate, changed)
+
+
+def test_frequency_embedding_and_condition_matter(model):
+    z, cond = _inputs(1)
+    one = z[:1]
+    a = model.unet(one, 500, torch.tensor([0]), cond)
+    b = model.unet(one, 500, torch.tensor([2]), cond)
+    c = model.unet(one, 500, torch.tensor([0]), torch.zeros_like(cond))
+    assert (a - b).abs().max() > 1e-4
+    assert (a - c).abs().max() > 1e-4
+
+
+def test_stage2_freezes_all_but_frequency_attention():
+    m = build_gid(TINY)
+    m.unet.freeze_for_stage2()
+    trainable = [n for n, p in m.unet.named_parameters() if p.requires_grad]
+    assert trainable and all(".freq_attentions." in n for n in trainable)
+    assert sum(p.numel() for p in m.unet.frequency_attention_parameters()) == sum(
+        p.numel() for p in m.unet.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+
+
+def test_save_load_round_trip(model, tmp_path):
+    path = tmp_path / "gid.safetensors"
+    save_gid(path, model)
+    family, meta, _ = load_checkpoint(path, "gid")
+    assert family == FAMILY
+    assert meta["conventions"]["num_frames"] == TINY.num_frames
+    assert meta["conventions"]["fft_norm"] == "backward"
+    assert meta["stats"] == model.stats.tolist()
+    loaded = load_gid(path)
+    assert torch.equal(loaded.stats, model.stats)
+    z, cond = _inputs()
+    assert torch.equal(loaded.predict_noise(z, 100, cond), model.predict_noise(z, 100, cond))
+
+
+def test_bad_checkpoints(model, tmp_path):
+    good = tmp_path / "good.safetensors"
+    save_gid(good, model)
+    data = good.read_bytes()
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        load_gid(truncated)
+
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, {"w": torch.zeros(2)}, "lvmm", {})
+    with pytest.raises(CheckpointError, match="'lvmm' checkpoint"):
+        load_gid(other)
+
+    _, meta, state = load_checkpoint(good, "gid")
+    wider = json.loads(json.dumps(meta))
+    wider["model"]["unet"]["block_out_channels"] = [48, 64]
+    mismatched = tmp_path / "mismatched.safetensors"
+    save_checkpoint(mismatched, state, "gid", wider)
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_gid(mismatched)
+
+    broken = json.loads(json.dumps(meta))
+    broken["model"]["width"] = 63
+    invalid = tmp_path / "invalid.safetensors"
+    save_checkpoint(invalid, state, "gid", broken)
+    with pytest.raises(CheckpointError, match="config"):
+        load_gid(invalid)
+
+
+# ------------------------------------------------------------------------------------------- sampling
+
+
+def test_resize_spectrum_scales_vectors():
+    g = torch.Generator().manual_seed(0)
+    coeffs = torch.complex(torch.randn(3, 2, 8, 8, generator=g), torch.randn(3, 2, 8, 8, generator=g))
+    flat = torch.ones(3, 2, 8, 8, dtype=torch.complex64) * (2 - 1j)
+    out = resize_spectrum(flat, (12, 24))
+    assert out.shape == (3, 2, 12, 24)
+    assert torch.allclose(out[:, 0], flat[0, 0, 0, 0] * 3.0)  # x scaled by 24 / 8
+    assert torch.allclose(out[:, 1], flat[0, 0, 0, 0] * 1.5)  # y scaled by 12 / 8
+    # the same as resizing each frame of the motion and scaling its vectors (the inverse FFT is linear)
+    motion = spectrum_to_motion(coeffs, 8)
+    big = torch.nn.functional.interpolate(motion, size=(16, 16), mode="bilinear", align_corners=False) * 2
+    assert torch.allclose(spectrum_to_motion(resize_spectrum(coeffs, (16, 16)), 8), big, atol=1e-5)
+
+
+def test_sample_spectrum_shape_determinism_callbacks(model, image):
+    calls = []
+    a = sample_spectrum(model, image, num_steps=4, seed=5, progress=lambda i, n: calls.append((i, n)))
+    assert a.shape == (TINY.num_frequencies, 2, *image.shape[-2:]) and a.is_complex()
+    assert torch.isfinite(torch.view_as_real(a)).all()
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    b = sample_spectrum(model, image, num_steps=4, seed=5)
+    c = sample_spectrum(model, image, num_steps=4, seed=6)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+    sv = sample_spectral_volume(model, image, num_steps=2, output_size=(20, 32))
+    assert sv.coeffs.shape == (TINY.num_frequencies, 2, 20, 32) and sv.num_frames == TINY.num_frames
+    with pytest.raises(SamplingInterrupted):
+        sample_spectrum(model, image, num_steps=4, interrupt=lambda: True)
+    with pytest.raises(ValueError):
+        sample_spectrum(model, image[0], num_steps=4)
+
+
+def test_endpoint_decoder_matches_full_inverse(model):
+    torch.manual_seed(3)
+    x0 = torch.randn(TINY.num_frequencies, 4, *TINY.latent_size)
+    times = LoopGuidance().endpoint_times(TINY.num_frames)
+    first, first_next, last, last_prev = gid_endpoint_decoder(model, times)(x0)
+    from imagedynamics.ops.spectral import denormalize_spectrum
+
+    full = spectrum_to_motion(denormalize_spectrum(model.decode(x0), model.stats), TINY.num_frames)
+    for got, frame in ((first, 0), (first_next, 1), (last, TINY.num_frames - 1), (last_prev, TINY.num_frames - 2)):
+        assert torch.allclose(got, full[frame], atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------- loop guidance
+
+
+def test_loop_loss_exact():
+    a = torch.zeros(2, 3, 3)
+    assert loop_loss(a, a, a, a).item() == 0
+    assert loop_loss(a, a + 1, a + 3, a + 1).item() == pytest.approx(3 + 1)
+    with pytest.raises(ValueError):
+        loop_loss(a, a, a, a[0])
+    with pytest.raises(ValueError):
+        LoopGuidance(recurrences=0)
+
+
+def test_renoise_matches_forward_process():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((20000,), 2.0)
+    out = renoise(x, 0.25, 0.5, generator=g)  # a = 0.5: mean sqrt(.5) * 2, variance .5
+    assert out.mean().item() == pytest.approx(math.sqrt(0.5) * 2, abs=0.02)
+    assert out.var().item() == pytest.approx(0.5, abs=0.02)
+
+
+def test_guided_noise_descends_the_loop_loss():
+    """On a toy denoiser, eps_hat moves the x0-estimate so that L_g falls."""
+    g = LoopGuidance(weight=1.0, recurrences=1)
+    z = torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(0))
+
+    def ends(x0):
+        return x0[:, :, 0], x0[:, :, 1], x0[:, :, -1], x0[:, :, -2]
+
+    def eps_fn(x, t):
+        return 0.5 * x
+
+    alpha_bar = torch.tensor(0.5)
+    eps_hat, before = g.guided_noise(z, torch.tensor(10), alpha_bar, eps_fn, ends)
+    x0_new = (z - (1 - alpha_bar).sqrt() * eps_hat) / alpha_bar.sqrt()
+    after = loop_loss(*ends(x0_new)).item()
+    assert after < before
+
+
+def _oscillation_spectra(count, config, generator):
+    """Spectral volumes of smooth sinusoidal sway at non-integer cycles per clip: most do not loop, some nearly do.
+
+    F_t(p) = A(p) sin(2 pi f t / T + phi) - F_0(p), A a smooth random field (~2 px), f uniform in [0.4, 2.6]
+    cycles per T frames, phi random per axis. Returns (spectra [N, K, 2, H, W], pictures [N, 3, H, W]).
+    """
+    from imagedynamics.ops.procedural import smooth_noise
+    from imagedynamics.ops.spectral import motion_to_spectrum
+
+    T, K, H, W = config.num_frames, config.num_frequencies, config.height, config.width
+    t = torch.arange(T, dtype=torch.float32).view(T, 1, 1, 1)
+    spectra, pictures = [], []
+    for _ in range(count):
+        amplitude = 2.0 * smooth_noise(2, H, W, H / 5, generator)[None]
+        cycles = 0.4 + 2.2 * torch.rand(1, generator=generator).item()
+        phase = 2 * math.pi * torch.rand(2, generator=generator).view(1, 2, 1, 1)
+        motion = amplitude * torch.sin(2 * math.pi * cycles * t / T + phase)
+        spectra.append(motion_to_spectrum(motion - motion[:1], K))
+        pictures.append((amplitude.abs().mean(1, keepdim=True).expand(1, 3, H, W) / 4).clamp(0, 1)[0])
+    return torch.stack(spectra), torch.stack(pictures)
+
+
+@pytest.fixture(scope="module")
+def oscillation_prior():
+    """A tiny GID prior (32 x 20, T = 16, K = 4) trained here for a few seconds on synthetic sway."""
+    from imagedynamics.models.gid import DenoisingLoss
+    from imagedynamics.ops.spectral import frequency_stats, normalize_spectrum
+
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    cfg = GIDConfig.preset("tiny", width=32, height=20)
+    spectra, pictures = _oscillation_spectra(48, cfg, g)
+    stats = frequency_stats(spectra)
+    k = cfg.num_frequencies
+    slices = torch.stack([normalize_spectrum(s, stats) for s in spectra]).reshape(-1, 4, cfg.height, cfg.width)
+    model = build_gid(cfg, stats=stats)
+    optimizer = torch.optim.AdamW(model.vae.parameters(), 2e-3, weight_decay=0)
+    for _ in range(200):
+        loss, _ = vae_loss(model.vae, slices[torch.randint(0, len(slices), (8,), generator=g)])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.vae.requires_grad_(False).eval()
+    with torch.no_grad():
+        cfg.latent_scale = 1.0 / model.vae.encode(slices[:64]).latent_dist.sample().std().item()
+    objective = DenoisingLoss(model.vae, cfg, coordinate=False)
+    optimizer = torch.optim.AdamW(model.unet.parameters(), 2e-3, weight_decay=0)
+    losses = []
+    for _ in range(300):
+        index = torch.randint(0, len(slices), (8,), generator=g)
+        loss, _ = objective(model.unet, (pictures[index // k], slices[index], index % k))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-30:]) < 0.5 * sum(losses[:30])  # it did learn something
+    model.eval().requires_grad_(False)
+    return model, pictures[:1], spectra
+
+
+def test_loop_guidance_closes_the_loop(oscillation_prior):
+    """Same seeds: the end-to-start displacement difference is >= 5x smaller with loop guidance than without.
+
+    The prior is trained on sway that mostly does not loop (non-integer cycles per clip) but can (the same family
+    contains whole numbers of cycles), as GID's oscillatory training videos; plain samples do not loop either.
+    Settings: 20 DDIM steps, w = 0 (so that only the loop guidance differs), u = 100, 2 recurrences, gradient
+    through the U-Net. u is a strength whose best value grows with the model's pixel count (the loss is a mean
+    over pixels): 50-200 work at 32 x 20 and 64 x 40; u = 500 at 32 x 20 overshoots (motion and gap grow).
+    Gaps are averaged over three seeds.
+    """
+    model, image, spectra = oscillation_prior
+    T = model.config.num_frames
+
+    def gap(coeffs):
+        motion = spectrum_to_motion(coeffs, T)
+        return (motion[-1] - motion[0]).abs().mean().item()
+
+    data_gap = sum(gap(s) for s in spectra) / len(spectra)
+    plain = [gap(sample_spectrum(model, image, num_steps=20, guidance_scale=0.0, seed=s)) for s in range(3)]
+    guidance = LoopGuidance(weight=100.0, recurrences=2, cfg_w=0.0)
+    looped = [gap(sample_spectrum(model, image, num_steps=20, seed=s, loop_guidance=guidance)) for s in range(3)]
+    mean_plain, mean_looped = sum(plain) / 3, sum(looped) / 3
+    assert mean_plain > 0.25 * data_gap  # the unguided samples are as open as the training motion
+    assert mean_looped * 5 <= mean_plain, (plain, looped)
