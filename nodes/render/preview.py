@@ -5,7 +5,7 @@ import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion, VelocityField
-from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, bchw_to_image, image_to_bchw
+from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, bchw_to_image, image_to_bchw, mask_to_b1hw
 
 NODE = "PreviewMotion"
 
@@ -18,13 +18,14 @@ class PreviewMotion(io.ComfyNode):
             display_name="Preview Motion",
             category=f"{CATEGORY}/render",
             description=("Draws motion over the picture: the flow as a colour wheel (hue = direction, saturation = "
-                         "speed), blended with the picture, and the trajectories as lines."),
+                         "speed), blended with the picture, the trajectories as lines and the brush as an overlay."),
             inputs=[
                 io.Image.Input("image", tooltip="The picture the motion belongs to."),
                 DynFlow.Input("flow", optional=True, tooltip="A velocity field to show."),
                 DynMotion.Input("motion", optional=True,
                                 tooltip="Reference-anchored motion: shows the displacement of its last frame."),
                 Tracks.Input("tracks", optional=True, tooltip="Trajectories to draw (core TRACKS)."),
+                io.Mask.Input("mask", optional=True, tooltip="A motion brush to show as a blue overlay."),
                 io.Float.Input("opacity", default=0.6, min=0.0, max=1.0, step=0.05,
                                tooltip="How strongly the flow colours cover the picture."),
             ],
@@ -32,8 +33,8 @@ class PreviewMotion(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, opacity, flow=None, motion=None, tracks=None) -> io.NodeOutput:
-        from ...ops.flow_viz import draw_tracks, flow_to_color
+    def execute(cls, image, opacity, flow=None, motion=None, tracks=None, mask=None) -> io.NodeOutput:
+        from ...ops.flow_viz import draw_tracks, flow_to_color, overlay_mask
         from ...ops.trajectories import tracks_from_comfy
 
         picture = image_to_bchw(image, NODE)[0]
@@ -56,6 +57,8 @@ class PreviewMotion(io.ComfyNode):
             colours = flow_to_color(field.float().cpu())
             moving = (field.norm(dim=0, keepdim=True) > 0).float().cpu()
             out = out * (1 - opacity * moving) + colours * opacity * moving
+        if mask is not None:
+            out = overlay_mask(out, mask_to_b1hw(mask, size, NODE, allow_empty=True)[0, 0], alpha=0.35 * opacity)
         if tracks is not None:
             out = draw_tracks(out, tracks_from_comfy(tracks))
         return io.NodeOutput(bchw_to_image(torch.as_tensor(out)[None]))

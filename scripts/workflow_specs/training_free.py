@@ -27,7 +27,7 @@ def cinemagraph() -> list[Node]:
         Node(5, "SaveAnimatedWEBP", {"filename_prefix": "ImageDynamics/cinemagraph", "fps": 24.0,
                                      "lossless": False, "quality": 90, "method": "default"},
              {"images": (4, 0)}, size=(420, 460)),
-        Node(6, "PreviewMotion", {"opacity": 0.6}, {"image": (1, 0), "flow": (2, 0), "tracks": (2, 2)}),
+        Node(6, "PreviewMotion", {"opacity": 0.6}, {"image": (1, 0), "flow": (2, 0), "tracks": (2, 2), "mask": (1, 1)}),
         Node(7, "PreviewImage", {}, {"images": (6, 0)}, size=(320, 360)),
     ]
 

@@ -110,6 +110,10 @@ def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy,
     (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": []}'), "trajectories"),
     (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": [{"start": [1, "x"], "end": [3, 4]}]}'),
      "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='[[[[10, 20]], [[30, 40]]]]', mode="tracks"), "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='{"tracks": [[[10, NaN], [30, 40]]]}', mode="tracks"),
+     "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='{"tracks": [[[10, 20]]]}', mode="tracks"), "trajectories"),
 ])
 def test_bad_arrows_give_a_clear_error_and_the_server_keeps_serving(comfy, load_workflow, run_error, change,
                                                                      input_name):
