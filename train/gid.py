@@ -58,7 +58,6 @@ import random
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from ..models.gid.config import GIDConfig
 from ..models.gid.losses import DenoisingLoss
@@ -78,7 +77,7 @@ from .common import (
     read_json,
     train_phase,
 )
-from .video_io import read_video
+from .video_io import read_video_cropped
 
 PHASES = ("vae", "stage1", "stage2")
 DEFAULT_STEPS = {"full": (100_000, 300_000, 50_000), "small": (20_000, 60_000, 10_000), "tiny": (200, 300, 50)}
@@ -87,34 +86,6 @@ STATS_PIXELS = 8192  # random pixels per sample for the percentile statistics
 
 
 # ============================================================================================ data preparation
-
-
-def _read_clip_frames(path: pathlib.Path, width: int, height: int, stride: int, max_frames: int | None):
-    """All frames of a video, centre-cropped to the aspect of width x height and resized: [N, 3, H, W], fps."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"cannot open video {str(path)!r}")
-    vw, vh = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
-    capture.release()
-    if vw <= 0 or vh <= 0:
-        raise ValueError(f"video {str(path)!r} has no frame size")
-    scale = max(width / vw, height / vh)  # cover the target, then crop
-    long_side = max(int(round(max(vw, vh) * scale)), 1)
-    frames, fps = read_video(path, max_frames=max_frames, stride=stride, long_side=long_side)
-    h, w = frames.shape[-2:]
-    # crop the largest centred window with the target aspect, then resize exactly
-    if w / h > width / height:
-        cw, ch = max(1, round(h * width / height)), h
-    else:
-        cw, ch = w, max(1, round(w * height / width))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    frames = frames[:, :, top:top + ch, left:left + cw]
-    if (ch, cw) != (height, width):
-        frames = F.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False,
-                               antialias=True).clamp(0, 1)
-    return frames, fps
 
 
 def _data_settings(config: GIDConfig, args) -> dict:
@@ -148,7 +119,7 @@ def prepare_data(accelerator, videos: list[pathlib.Path], data_dir: pathlib.Path
     for path in tqdm(mine, desc="flow", disable=not accelerator.is_local_main_process):
         vid = videos.index(path)
         try:
-            frames, fps = _read_clip_frames(path, config.width, config.height, args.frame_stride,
+            frames, fps = read_video_cropped(path, config.width, config.height, args.frame_stride,
                                             args.max_frames_per_video)
         except ValueError as exc:
             print(f"skipping {path.name}: {exc}", file=sys.stderr)

@@ -69,7 +69,7 @@ from .common import (
     read_json,
     train_phase,
 )
-from .video_io import read_video
+from .video_io import read_video_cropped
 
 PHASES = ("pr", "vae", "finetune", "denoiser")
 DEFAULT_STEPS = {"paper": (300_000, 200_000, 20_000, 300_000), "small": (60_000, 40_000, 5_000, 60_000),
@@ -83,32 +83,7 @@ LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "pixel", "equivariance",
 # ============================================================================================ data
 
 
-def read_frames(path: pathlib.Path, width: int, height: int, stride: int, max_frames: int | None
-                ) -> tuple[torch.Tensor, float]:
-    """Frames of a video centre-cropped to the aspect of width x height and resized: ([N, 3, H, W] in [0, 1], fps)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"cannot open video {str(path)!r}")
-    vw, vh = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
-    capture.release()
-    if vw <= 0 or vh <= 0:
-        raise ValueError(f"video {str(path)!r} has no frame size")
-    scale = max(width / vw, height / vh)  # cover the target, then crop
-    long_side = max(int(round(max(vw, vh) * scale)), 1)
-    frames, fps = read_video(path, max_frames=max_frames, stride=stride, long_side=long_side)
-    h, w = frames.shape[-2:]
-    if w / h > width / height:
-        cw, ch = max(1, round(h * width / height)), h
-    else:
-        cw, ch = w, max(1, round(w * height / width))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    frames = frames[:, :, top:top + ch, left:left + cw]
-    if (ch, cw) != (height, width):
-        frames = F.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False,
-                               antialias=True).clamp(0, 1)
-    return frames, fps
+read_frames = read_video_cropped  # kept under the name the trainer and its tests use
 
 
 def _frame_settings(config: LVMMConfig, args) -> dict:
