@@ -168,9 +168,9 @@ def train_learned(name: str, steps: int, work: pathlib.Path, first: int, last: i
     args = ["--videos", str(clip_path(name)), "--out", str(out), "--work-dir", str(work / f"{name}.work"),
             "--long-side", str(LONG_SIDE), "--first-frame", str(first), "--max-frames-per-video", str(last - first),
             "--start-every", "1", "--max-gap", "8", "--preset", "small", "--channels", "16,32,64,64",
-            "--size", "256", "--batch", "4", "--steps", str(steps), "--lr", "1e-3", "--metric", "brightness",
+            "--size", "256", "--batch", "4", "--steps", str(steps), "--lr", "2e-4", "--metric", "brightness",
             "--metric-scale", str(METRIC_SCALE), "--intention-dropout", "0", "--hole-weight", "4",
-            "--log-every", str(max(1, steps // 5)), "--save-every", str(steps)]
+            "--flow-preset", "fine", "--log-every", str(max(1, steps // 10)), "--save-every", "200"]
     train_main(args)
     return out
 
@@ -196,14 +196,17 @@ def fidelity(args) -> tuple[list[dict], list[str]]:
             continue
         first, last = max(KS) + 1, min(first_shot_end(name), max(KS) + 1 + args.train_frames)
         t = time.perf_counter()
-        path = train_learned(name, args.steps, learned_dir, first, last)
-        seconds = time.perf_counter() - t
+        if args.renderer:
+            path, note = pathlib.Path(args.renderer), f"checkpoint {args.renderer}"
+        else:
+            path = train_learned(name, args.steps, learned_dir, first, last)
+            note = f"{args.steps} steps on frames {first}-{last - 1}, {(time.perf_counter() - t) / 60:.1f} min"
         model = load_renderer(path)
         for r in cases:
             with torch.no_grad():
                 out = model(r["f0"], r["flow"], r["metric"]).clamp(0, 1)
             r["learned"] = psnr(out, r["fk"])
-            r["learned_note"] = f"{args.steps} steps on frames {first}-{last - 1}, {seconds / 60:.1f} min"
+            r["learned_note"] = note
     return rows, lines
 
 
@@ -341,7 +344,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--frames", type=int, default=60, help="frames of the throughput run")
-    p.add_argument("--steps", type=int, default=500, help="training steps of the learned renderer")
+    p.add_argument("--steps", type=int, default=2000, help="training steps of the learned renderer")
+    p.add_argument("--renderer", default=None,
+                   help="use this renderer checkpoint (trained as train_learned does) instead of training one")
     p.add_argument("--train-frames", type=int, default=24, help="frames of the shot used for training")
     p.add_argument("--skip-learned", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
