@@ -92,6 +92,11 @@ def build_ui_workflow(nodes: list[Node], object_info: dict, extra: dict | None =
             kind = object_info[by_id[src].type]["output"][slot]
             links.append([link_id, src, slot, node.id, name, kind])
             outputs_links.setdefault((src, slot), []).append(link_id)
+    # columns are as wide as their widest node, so wide nodes (the canvas editor) never overlap the next column
+    widths: dict[int, int] = {}
+    for node in nodes:
+        widths[node_depth(node.id)] = max(widths.get(node_depth(node.id), 0), node.size[0])
+    column_x = {c: 40 + sum(widths.get(i, 0) + 60 for i in range(c)) for c in widths}
     for node in nodes:
         info = object_info[node.type]
         column = node_depth(node.id)
@@ -123,7 +128,7 @@ def build_ui_workflow(nodes: list[Node], object_info: dict, extra: dict | None =
             widgets_values.append("image")  # the upload button's value, as the front end saves it
         outputs = [{"name": out_name, "type": out_type, "links": outputs_links.get((node.id, i), []), "slot_index": i}
                    for i, (out_name, out_type) in enumerate(zip(info["output_name"], info["output"]))]
-        ui_node = {"id": node.id, "type": node.type, "pos": [40 + column * 380, 40 + row], "size": list(node.size),
+        ui_node = {"id": node.id, "type": node.type, "pos": [column_x[column], 40 + row], "size": list(node.size),
                    "flags": {}, "order": 0, "mode": 0, "inputs": inputs, "outputs": outputs,
                    "properties": {"Node name for S&R": node.type}, "widgets_values": widgets_values}
         if node.title:
