@@ -14,6 +14,7 @@ from .fill import fill_holes
 from .splat import softsplat
 
 METRICS = ("motion", "none", "custom")
+_METRIC_CHUNK = 16  # frames reduced at once by motion_magnitude_metric
 
 
 def motion_magnitude_metric(displacement: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -28,8 +29,11 @@ def motion_magnitude_metric(displacement: torch.Tensor, temperature: float = 1.0
     """
     if displacement.ndim != 4 or displacement.shape[1] != 2:
         raise ValueError(f"displacement must be [T, 2, H, W], got {tuple(displacement.shape)}")
-    magnitude = displacement.float().norm(dim=1, keepdim=True).mean(dim=0, keepdim=True)
-    return magnitude * float(temperature)
+    total = torch.zeros(1, 1, *displacement.shape[-2:], dtype=torch.float32, device=displacement.device)
+    for start in range(0, displacement.shape[0], _METRIC_CHUNK):  # chunks: no [T, 1, H, W] temporary
+        chunk = displacement[start:start + _METRIC_CHUNK].float()
+        total += chunk.norm(dim=1, keepdim=True).sum(dim=0, keepdim=True)
+    return total * (float(temperature) / max(displacement.shape[0], 1))
 
 
 def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor | None = None,
@@ -100,10 +104,14 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
 
 def _moving_pixels(displacement: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor | None:
     """[1, 1, H, W] mask of source pixels that move in some frame, or None when every pixel moves."""
-    moving = displacement.abs().amax(dim=(0, 1))
-    if second is not None:
-        moving = torch.maximum(moving, second.abs().amax(dim=(0, 1)))
-    moving = (moving > 0).float()[None, None]
+    moving = None
+    for flow in (displacement, second):
+        if flow is None:
+            continue
+        # amax and amin reduce in place; .abs() would copy the whole [T, 2, H, W] displacement
+        nonzero = (flow.amax(dim=(0, 1)) != 0) | (flow.amin(dim=(0, 1)) != 0)
+        moving = nonzero if moving is None else moving | nonzero
+    moving = moving.float()[None, None]
     return None if bool(moving.all()) else moving
 
 

@@ -341,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", choices=("default", "small", "tiny"), help="renderer size")
     p.add_argument("--channels", default=None, help="override the preset's channels per level, e.g. 16,32,64,64")
     p.add_argument("--blocks", type=int, default=None, help="override the preset's residual blocks per level")
+    p.add_argument("--guided-fill", action=argparse.BooleanOptionalAction, default=None,
+                   help="override the preset's guided_fill (decoder input: I0 warped by the inverted flow)")
+    p.add_argument("--fill-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="override the preset's fill_features (push-pull fill of the splatted features' holes)")
     p.add_argument("--size", type=int, default=256,
                    help="training crop side in pixels (square, clipped to the smallest video's height / width)")
     p.add_argument("--steps", type=int, default=20_000, help="optimisation steps")
@@ -410,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         config.channels = config.decoder_channels = tuple(int(c) for c in args.channels.split(","))
     if args.blocks is not None:
         config.blocks = args.blocks
+    if args.guided_fill is not None:
+        config.guided_fill = bool(args.guided_fill)
+    if args.fill_features is not None:
+        config.fill_features = bool(args.fill_features)
     config.metric_scale = float(args.metric_scale)
     config.validate()
 

@@ -88,3 +88,17 @@ def test_bad_shapes_are_rejected():
         render_frames(torch.rand(2, 3, 8, 8), torch.zeros(2, 2, 8, 8))
     with pytest.raises(ValueError, match="metric"):
         render_frames(torch.rand(1, 3, 8, 8), torch.zeros(3, 2, 8, 8), torch.zeros(2, 1, 8, 8))
+
+
+def test_motion_magnitude_metric_is_the_mean_norm_over_any_number_of_frames():
+    displacement = torch.randn(37, 2, 6, 7)  # more frames than one reduction chunk, and not a multiple of it
+    expected = displacement.norm(dim=1, keepdim=True).mean(dim=0, keepdim=True) * 2.5
+    assert torch.allclose(motion_magnitude_metric(displacement, temperature=2.5), expected, atol=1e-5)
+
+
+def test_pixels_moving_only_by_negative_offsets_are_not_taken_for_still_ones():
+    image = torch.rand(1, 3, 12, 12)
+    displacement = torch.zeros(3, 2, 12, 12)
+    displacement[:, 0, 4:8, 4:8] = -2.0  # moves left only: its max is 0, its min is not
+    frames, _ = render_frames(image, displacement, motion_magnitude_metric(displacement, temperature=50.0))
+    assert torch.allclose(frames[:, :, 4:8, 2:6], image[:, :, 4:8, 4:8].expand(3, -1, -1, -1), atol=1e-6)
