@@ -1,7 +1,7 @@
 """Benchmark of the renderers (issue 6): fidelity on real motion, learned renderer, throughput, memory, holes.
 
-Run:  .venv/bin/python bench/bench_render.py [--threads T] [--steps N] [--skip-learned] [--skip-memory]
-      [--frames 60] [--markdown PATH]
+Run:  .venv/bin/python bench/bench_render.py [--threads T] [--steps N] [--renderer CKPT] [--skip-learned]
+      [--skip-memory] [--frames 60] [--markdown PATH]
 
 Prints, measured side by side in one run on this machine:
 
@@ -10,12 +10,16 @@ Prints, measured side by side in one run on this machine:
    - ``repeat``: frame 0 itself (no motion);
    - ``bw``: backward warping of frame 0 with the inverse flow measured from frame k to frame 0 (an oracle: no
      holes, it uses the target to find the flow);
+   - ``bw inv``: backward warping of frame 0 with the forward flow inverted by splatting (``ops.warp.invert_flow``,
+     holes push-pull filled): the same information the splatting renderers get, for comparison (informative);
    - ``splat``: the pack's pixel renderer (``ops.render.render_frames``: softmax splatting + push-pull fill) with
      the brightness-constancy metric (``models.renderer.metrics``, scale 50), which the target makes available;
      ``motion`` / ``avg``: the same with GID's motion-magnitude metric / with average splatting;
-   - ``learned``: where >= 5% of the pixels are holes, a learned renderer (``models/renderer``) trained here
-     briefly (``train/renderer.py``) on *other* frames of the same shot (frames 6.. up to the first scene cut),
-     same flow and metric.
+   - ``learned``: for clips where >= 5% of the pixels are holes, a learned renderer (``models/renderer``,
+     "small" widths with a fourth level: channels 16, 32, 64, 64) trained here briefly (``train/renderer.py``,
+     ``train_learned`` below: --steps, batch 4 of whole frames, AdamW 2e-4, brightness metric, fine DIS flows) on
+     *other* frames of the same shot (frames 6-29 of bikes: frames 0-5 are the test, frame 30 starts another
+     shot), same flow and metric. ``--renderer PATH`` evaluates a checkpoint trained that way instead.
    Holes = bilinear coverage < 1e-3 (``softsplat(..., return_weight=True)``), never the exp-weighted sum.
    Flow: OpenCV DIS at the finest scale (``fine_flow`` below: finest scale 0, patch 12 / stride 3, 25 gradient
    descent and 5 variational iterations); the issue's checks are also printed with DIS "medium" (the pack's
@@ -61,7 +65,7 @@ from imagedynamics.ops.fill import fill_holes  # noqa: E402
 from imagedynamics.ops.optical_flow import dis_flow  # noqa: E402
 from imagedynamics.ops.render import motion_magnitude_metric, render_frames  # noqa: E402
 from imagedynamics.ops.splat import softsplat_reference  # noqa: E402
-from imagedynamics.ops.warp import backward_warp  # noqa: E402
+from imagedynamics.ops.warp import backward_warp, invert_flow  # noqa: E402
 
 CLIPS = ("bikes", "carphone_pristine", "bigbuckbunny")
 KS = (2, 5)
@@ -155,6 +159,7 @@ def fidelity_case(frames: torch.Tensor, k: int, flow_fn) -> dict:
     average, _ = render_frames(f0, flow, None, hole_threshold=HOLE_THRESHOLD)
     ones, _ = render_frames(torch.ones_like(f0), flow, bc, hole_threshold=HOLE_THRESHOLD)
     return {"k": k, "holes": float(holes[0]), "repeat": psnr(f0, fk), "bw": psnr(backward_warp(f0, inverse), fk),
+            "bw_inv": psnr(backward_warp(f0, invert_flow(flow, bc)), fk),
             "splat": psnr(splat, fk), "motion": psnr(motion, fk), "avg": psnr(average, fk),
             "empty_after": float((ones < 0.5).float().mean()), "flow": flow, "metric": bc, "f0": f0, "fk": fk}
 
@@ -211,9 +216,9 @@ def fidelity(args) -> tuple[list[dict], list[str]]:
 
 
 def fidelity_table(rows: list[dict]) -> list[str]:
-    out = ["| clip | size | k | holes | repeat I0 | bw (oracle) | splat (brightness) | splat (motion) | splat (avg) "
-           "| learned | splat - repeat | splat - bw | learned: gap closed | empty after fill | check |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| clip | size | k | holes | repeat I0 | bw (oracle) | bw inv | splat (brightness) | splat (motion) "
+           "| splat (avg) | learned | splat - repeat | splat - bw | learned: gap closed | empty after fill | check |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gain, gap = r["splat"] - r["repeat"], r["splat"] - r["bw"]
         checks = [gain >= 5.0]
@@ -226,7 +231,7 @@ def fidelity_table(rows: list[dict]) -> list[str]:
         elif "learned" in r:
             checks.append(fraction >= 0.5)
         out.append(f"| {r['clip']} | {r['size']} | {r['k']} | {100 * r['holes']:.1f}% | {r['repeat']:.2f} | "
-                   f"{r['bw']:.2f} | {r['splat']:.2f} | {r['motion']:.2f} | {r['avg']:.2f} | {learned} | "
+                   f"{r['bw']:.2f} | {r['bw_inv']:.2f} | {r['splat']:.2f} | {r['motion']:.2f} | {r['avg']:.2f} | {learned} | "
                    f"{gain:+.2f} | {gap:+.2f} | {closed} | {100 * r['empty_after']:.1f}% | "
                    f"{'pass' if all(checks) else 'FAIL'} |")
     return out

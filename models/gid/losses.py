@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..schedules import ddpm_scheduler
 from .config import GIDConfig
 from .model import picture_condition
 from .vae import vae_loss
@@ -29,11 +30,7 @@ class DenoisingLoss:
     """
 
     def __init__(self, vae, config: GIDConfig, coordinate: bool):
-        from diffusers import DDPMScheduler
-
-        d = config.diffusion
-        self.scheduler = DDPMScheduler(num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start,
-                                       beta_end=d.beta_end, beta_schedule=d.beta_schedule, clip_sample=False)
+        self.scheduler = ddpm_scheduler(config.diffusion)
         self.vae, self.config, self.coordinate = vae, config, coordinate
 
     def __call__(self, unet, batch) -> tuple[torch.Tensor, dict[str, float]]:

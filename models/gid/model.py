@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
+from ..schedules import ddim_scheduler, ddpm_scheduler
 from .config import GIDConfig
 from .unet import GIDUNet
 from .vae import build_vae
@@ -105,20 +106,11 @@ class GIDModel(nn.Module):
     # ------------------------------------------------------------------ schedulers
     def training_scheduler(self):
         """diffusers DDPMScheduler with this model's noise schedule (for ``add_noise`` in training)."""
-        from diffusers import DDPMScheduler
-
-        d = self.config.diffusion
-        return DDPMScheduler(num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start,
-                             beta_end=d.beta_end, beta_schedule=d.beta_schedule, clip_sample=False)
+        return ddpm_scheduler(self.config.diffusion)
 
     def sampling_scheduler(self):
         """diffusers DDIMScheduler with this model's noise schedule (deterministic, eta = 0 by default)."""
-        from diffusers import DDIMScheduler
-
-        d = self.config.diffusion
-        return DDIMScheduler(num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start,
-                             beta_end=d.beta_end, beta_schedule=d.beta_schedule, clip_sample=False,
-                             set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
+        return ddim_scheduler(self.config.diffusion)
 
 
 def build_gid(config: GIDConfig, stats: torch.Tensor | None = None) -> GIDModel:

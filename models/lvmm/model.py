@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..schedules import ddim_scheduler, ddpm_scheduler
 from .config import LVMMConfig
 from .denoiser import ConditionEncoder, MotionDenoiser
 from .predictor import MotionFlowPredictor
@@ -129,21 +130,12 @@ class LVMM(nn.Module):
         return self.denoiser(sample, timestep, visual, tokens, frame_offset)
 
     def training_scheduler(self):
-        """diffusers DDPMScheduler with this model's noise schedule (``add_noise`` in training)."""
-        from diffusers import DDPMScheduler
-
-        d = self.config.diffusion
-        return DDPMScheduler(num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start,
-                             beta_end=d.beta_end, beta_schedule=d.beta_schedule, clip_sample=False)
+        """diffusers DDPMScheduler with this model's noise schedule (for ``add_noise`` in training)."""
+        return ddpm_scheduler(self.config.diffusion)
 
     def sampling_scheduler(self):
-        """diffusers DDIMScheduler with this model's noise schedule (eta = 0: deterministic)."""
-        from diffusers import DDIMScheduler
-
-        d = self.config.diffusion
-        return DDIMScheduler(num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start,
-                             beta_end=d.beta_end, beta_schedule=d.beta_schedule, clip_sample=False,
-                             set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
+        """diffusers DDIMScheduler with this model's noise schedule (deterministic, eta = 0 by default)."""
+        return ddim_scheduler(self.config.diffusion)
 
 
 def build_lvmm(config: LVMMConfig) -> LVMM:

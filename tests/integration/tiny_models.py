@@ -27,3 +27,7 @@ MAKERS[TINY_SD15] = make_tiny_sd15  # an SD 1.5 MODEL/CLIP/VAE for CheckpointLoa
 from tiny_lvmm import make_lvmm_tiny  # noqa: E402
 
 MAKERS["lvmm_tiny.safetensors"] = make_lvmm_tiny  # the LVMM example workflows' model
+
+from tiny_renderer import make_renderer_tiny  # noqa: E402
+
+MAKERS["renderer_tiny.safetensors"] = make_renderer_tiny  # the learned-renderer example workflow's renderer
