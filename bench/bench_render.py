@@ -12,7 +12,8 @@ Prints, measured side by side in one run on this machine:
      holes, it uses the target to find the flow);
    - ``bw inv``: backward warping of frame 0 with the forward flow inverted by splatting (``ops.warp.invert_flow``,
      holes push-pull filled): the same information the splatting renderers get, for comparison (informative);
-   - ``splat``: the pack's pixel renderer (``ops.render.render_frames``: softmax splatting + push-pull fill) with
+   - ``splat``: the pack's pixel renderer (``ops.render.render_frames``: softmax splatting; holes whose content
+     enters through the border continued along the inverted flow, the rest filled by push-pull) with
      the brightness-constancy metric (``models.renderer.metrics``, scale 50), which the target makes available;
      ``motion`` / ``avg``: the same with GID's motion-magnitude metric / with average splatting;
    - ``learned``: for clips where >= 5% of the pixels are holes, a learned renderer (``models/renderer``,
@@ -26,7 +27,7 @@ Prints, measured side by side in one run on this machine:
    default preset, ``ops.optical_flow.dis_flow``).
 2. Throughput at 512 x 512 (``--frames`` frames of a swaying motion with holes, GID's motion metric): the pixel
    renderer against a plain renderer of the same frames whose splatting is ``ops.splat.softsplat_reference``
-   (four ``scatter_add_`` over a [B, C+1+1, H*W] accumulator) with the same fill; and the learned renderer.
+   (four ``scatter_add_`` over a [B, C+1, H*W] accumulator) with the same fill; and the learned renderer.
 3. Peak memory of ``render_frames`` for 30 vs 300 frames at 512 x 512 beyond its inputs and its output buffer:
    each case runs in a fresh subprocess that allocates and touches the displacement, the metric and the output,
    reads its resident set size (RSS), resets the kernel's RSS high-water mark (``/proc/self/clear_refs`` = 5),
@@ -63,7 +64,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from imagedynamics.ops.fill import fill_holes  # noqa: E402
 from imagedynamics.ops.optical_flow import dis_flow  # noqa: E402
-from imagedynamics.ops.render import motion_magnitude_metric, render_frames  # noqa: E402
+from imagedynamics.ops.render import extend_border, motion_magnitude_metric, render_frames  # noqa: E402
 from imagedynamics.ops.splat import softsplat_reference  # noqa: E402
 from imagedynamics.ops.warp import backward_warp, invert_flow  # noqa: E402
 
@@ -106,14 +107,19 @@ def sway(frames: int, h: int, w: int, amplitude: float = 10.0, seed: int = 0) ->
 
 
 def reference_render(image: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor, chunk: int = 8):
-    """The plain renderer: softsplat_reference (four scatter_add_) + the same fill, same chunks."""
+    """The plain renderer: softsplat_reference (four scatter_add_) of the picture and the negated flow, then the
+    same hole filling as the pixel renderer (border extension along the inverted flow, push-pull), same chunks."""
     out = torch.empty(displacement.shape[0], image.shape[1], *image.shape[-2:])
+    channels = image.shape[1]
     for s in range(0, displacement.shape[0], chunk):
         d = displacement[s:s + chunk]
         n = d.shape[0]
-        frames, coverage = softsplat_reference(image.expand(n, -1, -1, -1), d, metric.expand(n, -1, -1, -1),
-                                               mode="soft", return_weight=True)
-        out[s:s + n] = fill_holes(frames, coverage, HOLE_THRESHOLD)
+        batch = torch.cat([image.expand(n, -1, -1, -1), -d], 1)
+        splat, coverage = softsplat_reference(batch, d, metric.expand(n, -1, -1, -1), mode="soft",
+                                              return_weight=True)
+        inverse = fill_holes(splat[:, channels:], coverage, HOLE_THRESHOLD)
+        frames, known = extend_border(splat[:, :channels], coverage, image, inverse, HOLE_THRESHOLD)
+        out[s:s + n] = fill_holes(frames, known, HOLE_THRESHOLD)
     return out
 
 

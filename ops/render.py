@@ -3,6 +3,12 @@
 GID renders frame t by softmax-splatting I0 with the displacement F_t, weighting by the mean motion magnitude
 (moving pixels are assumed to be in front), then filling what no pixel reached. This module does that on
 pixels, chunk by chunk, writing into a preallocated output so memory stays flat in the number of frames.
+
+Two kinds of hole are filled differently. Content that enters through the picture's border (a pan, a tilt, an
+object sliding in) has no source pixel anywhere in I0; the best guess is to continue the border along the
+motion, which is what sampling I0 along the inverted flow with border clamping does (:func:`extend_border`).
+Disocclusions inside the picture (background revealed behind a moving object) are filled by multi-scale
+push-pull from the surrounding pixels (``ops.fill.fill_holes``).
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import torch
 
 from .fill import fill_holes
 from .splat import softsplat
+from .warp import backward_warp
 
 METRICS = ("motion", "none", "custom")
 _METRIC_CHUNK = 16  # frames reduced at once by motion_magnitude_metric
@@ -40,7 +47,7 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
                   fill: bool = True, chunk_size: int = 8, out: torch.Tensor | None = None,
                   blend: tuple[torch.Tensor, torch.Tensor] | None = None,
                   on_frames: Callable[[int, int], None] | None = None,
-                  hole_threshold: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+                  hole_threshold: float = 1e-3, border: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-splat ``image`` with every frame of ``displacement``; fill holes; return frames and hole fractions.
 
     Args:
@@ -56,6 +63,8 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
             Holynski et al.'s Eulerian looping (both renders filled before blending).
         on_frames: called with (frames done, total) after each chunk (progress, interrupts).
         hole_threshold: bilinear coverage under which a pixel counts as a hole.
+        border: with ``fill``, holes whose content enters through the picture's border are filled by extending
+            the border along the motion (:func:`extend_border`) before push-pull fills the rest.
 
     Returns:
         (frames [T, C, H, W] in ``image``'s dtype, hole_fraction [T] before filling).
@@ -87,11 +96,12 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
         chunk_metric = metric if metric is None or metric.shape[0] == 1 else metric[start:stop]
-        frames, hole = _render_chunk(source, displacement[start:stop], chunk_metric, fill, hole_threshold, moving)
+        frames, hole = _render_chunk(source, displacement[start:stop], chunk_metric, fill, hole_threshold, moving,
+                                     border)
         if blend is not None:
             second, alpha = blend
             other, other_hole = _render_chunk(source, second[start:stop], chunk_metric, fill, hole_threshold,
-                                              moving)
+                                              moving, border)
             a = alpha[start:stop].to(frames).view(-1, 1, 1, 1)
             frames = torch.lerp(frames, other, a)  # exact where both renders agree (still pixels)
             hole = torch.maximum(hole, other_hole)
@@ -115,25 +125,81 @@ def _moving_pixels(displacement: torch.Tensor, second: torch.Tensor | None) -> t
     return None if bool(moving.all()) else moving
 
 
+def extend_border(frames: torch.Tensor, coverage: torch.Tensor, source: torch.Tensor, inverse: torch.Tensor,
+                  threshold: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill the holes whose content enters through the picture's border by continuing the border along the motion.
+
+    A hole pixel q whose inverse flow leads outside the picture (q + inverse(q) off the grid) shows content that
+    was not in I0 at all; sampling I0 there with border clamping repeats the border pixel the motion brings in
+    (the camera's pan or tilt continues the scene the way the border looks). Push-pull would instead average
+    the colours around the hole, mixing whatever touches it. Other holes are left for push-pull.
+
+    Args:
+        frames: [N, C, H, W] splatted frames (hole values ignored).
+        coverage: [N, 1, H, W] bilinear coverage of the splat.
+        source: [1 or N, C, H, W] the picture I0.
+        inverse: [N, 2, H, W] pixels, the inverted flow on the frames' grid with its holes filled (target pixel
+            q came from q + inverse(q) in I0; e.g. ``ops.warp.invert_flow``).
+        threshold: coverage under which a pixel is a hole.
+
+    Returns:
+        (frames with the entering holes filled, coverage with those pixels set to 1), both [N, ., H, W].
+
+    Example:
+        >>> image = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 1, 3, 4)   # columns 0 1 2 3
+        >>> frames = torch.zeros(1, 1, 3, 4); frames[..., 1:] = image[..., :3]  # moved 1 px right
+        >>> coverage = torch.ones(1, 1, 3, 4); coverage[..., 0] = 0           # column 0 entered from the left
+        >>> inverse = torch.full((1, 2, 3, 4), -1.0); inverse[:, 1] = 0
+        >>> extend_border(frames, coverage, image, inverse)[0][0, 0, 0].tolist()
+        [0.0, 0.0, 1.0, 2.0]
+    """
+    n, _, h, w = frames.shape
+    hole = coverage < threshold
+    if not bool(hole.any()):
+        return frames, coverage
+    x = torch.arange(w, device=inverse.device, dtype=inverse.dtype).view(1, 1, w) + inverse[:, 0]
+    y = torch.arange(h, device=inverse.device, dtype=inverse.dtype).view(1, h, 1) + inverse[:, 1]
+    # half a pixel of slack: a sample within the outermost pixels' extent is still inside the picture
+    outside = ((x < -0.5) | (x > w - 0.5) | (y < -0.5) | (y > h - 0.5))[:, None]
+    entering = hole & outside
+    if not bool(entering.any()):
+        return frames, coverage
+    extended = backward_warp(source.expand(n, -1, -1, -1).to(frames.dtype), inverse.to(frames.dtype),
+                             padding_mode="border")
+    return torch.where(entering, extended, frames), torch.where(entering, torch.ones_like(coverage), coverage)
+
+
 def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor | None, fill: bool,
-                  hole_threshold: float, moving: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                  hole_threshold: float, moving: torch.Tensor | None,
+                  border: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     n = displacement.shape[0]
     flow = displacement.to(source.device, torch.float32)
     channels = source.shape[1]
     # A still pixel that no moving pixel reaches must come out bit-exact (x * w / w can be off by one ulp,
     # which flips a quantised value and makes still regions flicker): splat the moving mask along and
-    # copy the source wherever it stays exactly zero.
-    batch = source if moving is None else torch.cat([source, moving.to(source)], dim=1)
-    batch = batch.expand(n, -1, -1, -1)
-    if metric is None:
-        frames, coverage = softsplat(batch, flow, None, mode="avg", return_weight=True)
-    else:
-        frames, coverage = softsplat(batch, flow, metric.to(flow).expand(n, -1, -1, -1).contiguous(),
-                                     mode="soft", return_weight=True)
+    # copy the source wherever it stays exactly zero. With ``border`` the negated flow rides along too: splatted,
+    # it is the inverted flow (where each frame pixel came from), which extend_border needs.
+    parts = [source.expand(n, -1, -1, -1)]
     if moving is not None:
-        untouched = (frames[:, channels:] == 0) & (moving.to(frames) == 0) & (coverage >= hole_threshold)
-        frames = torch.where(untouched, source.expand(n, -1, -1, -1), frames[:, :channels])
+        parts.append(moving.to(source).expand(n, -1, -1, -1))
+    invert = fill and border
+    if invert:
+        parts.append(-flow)
+    batch = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    if metric is None:
+        splat, coverage = softsplat(batch, flow, None, mode="avg", return_weight=True)
+    else:
+        splat, coverage = softsplat(batch, flow, metric.to(flow).expand(n, -1, -1, -1).contiguous(),
+                                    mode="soft", return_weight=True)
+    frames = splat[:, :channels]
+    if moving is not None:
+        untouched = (splat[:, channels:channels + 1] == 0) & (moving.to(frames) == 0) & (coverage >= hole_threshold)
+        frames = torch.where(untouched, source.expand(n, -1, -1, -1), frames)
     hole = (coverage < hole_threshold).float().mean(dim=(1, 2, 3)).cpu()
     if fill:
-        frames = fill_holes(frames, coverage, threshold=hole_threshold)
+        known = coverage
+        if invert and bool(hole.any()):
+            inverse = fill_holes(splat[:, -2:], coverage, threshold=hole_threshold)
+            frames, known = extend_border(frames, coverage, source, inverse, hole_threshold)
+        frames = fill_holes(frames, known, threshold=hole_threshold)
     return frames, hole

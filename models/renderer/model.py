@@ -13,9 +13,11 @@ papers with the pack's ops:
    so that inside a hole the decoder gets the surrounding context at every level rather than zeros.
 3. Optional intention map (LVMM, 1 = warp, 0 = synthesise): each level's splatted features are multiplied by the
    map resized to that level (area averaging, like the metric), and the map itself is an extra channel.
-4. Base frame: the splatted RGB with its holes (coverage * intention < ``hole_threshold``) filled by multi-scale
-   push-pull (``ops.fill.fill_holes``) -- exactly the pixel renderer's frame (``ops.render.render_frames``) when
-   no intention is given.
+4. Base frame: the splatted RGB with its holes (coverage * intention < ``hole_threshold``) filled as the pixel
+   renderer fills them: content entering through the border continued along the inverted flow
+   (``ops.render.extend_border``, with ``extend_border``), the rest by multi-scale push-pull
+   (``ops.fill.fill_holes``) -- exactly the pixel renderer's frame (``ops.render.render_frames``) when no
+   intention is given.
 5. Synthesis decoder: a U-Net-like decoder from the coarsest level up (bilinear upsampling, the level's
    splatted features concatenated, residual blocks), whose last convolution is zero-initialised and whose output
    is *added* to the base frame. An untrained renderer therefore reproduces the pixel renderer exactly, and
@@ -41,10 +43,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...ops.fill import fill_holes
+from ...ops.render import extend_border
 from ...ops.splat import softsplat
 from ...ops.warp import backward_warp, invert_flow, resize_flow
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: extend_border (version 1 checkpoints were trained without it)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class ImageRendererConfig:
         guided_fill: give the decoder the flow-guided fill candidate (see the module docstring).
         fill_features: fill the holes of every level's splatted features by push-pull before the decoder sees
             them (with the coverage channel telling which values are interpolated), instead of zeros.
+        extend_border: fill the base frame's holes whose content enters through the border by continuing the
+            border along the motion, as the pixel renderer does (``ops.render.extend_border``).
         hole_threshold: bilinear coverage under which a pixel is a hole (as ``ops.render``).
         metric_scale: scale of the brightness-constancy metric the renderer was trained with (informative; the
             caller computes the metric).
@@ -69,6 +74,7 @@ class ImageRendererConfig:
     blocks: int = 2
     guided_fill: bool = True
     fill_features: bool = True
+    extend_border: bool = True
     hole_threshold: float = 1e-3
     metric_scale: float = 50.0
 
@@ -111,6 +117,8 @@ class ImageRendererConfig:
             raise ValueError(f"renderer config version {version} is newer than this code ({CONFIG_VERSION})")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
+        if version < 2:
+            values.setdefault("extend_border", False)  # what those renderers were trained with
         for key in ("channels", "decoder_channels"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
@@ -289,11 +297,17 @@ class ImageRenderer(nn.Module):
                 raw_coverage = coverage
                 # where the intention map says "synthesise" (gate ~ 0) the base is filled like a hole
                 keep = coverage if intention is None else coverage * gate
-                base = fill_holes(rgb, keep, threshold=cfg.hole_threshold)
+                inverse = None
+                if cfg.guided_fill or cfg.extend_border:
+                    with torch.no_grad():
+                        inverse = invert_flow(flow, metric, threshold=cfg.hole_threshold)
+                known = keep
+                if cfg.extend_border:
+                    rgb, known = extend_border(rgb, keep, image, inverse, cfg.hole_threshold)
+                base = fill_holes(rgb, known, threshold=cfg.hole_threshold)
                 extras = [base]
                 if cfg.guided_fill:
                     with torch.no_grad():
-                        inverse = invert_flow(flow, metric, threshold=cfg.hole_threshold)
                         guided = backward_warp(image.expand(n, -1, -1, -1).float(), inverse)
                     extras.append(guided.to(dtype))
                 inputs.append(torch.cat([splat, coverage.clamp(0, 1), gate, *extras], 1))

@@ -76,6 +76,12 @@ def test_config_round_trip_and_validation():
         ImageRendererConfig.preset("huge")
 
 
+def test_version_1_configs_keep_the_fill_they_were_trained_with():
+    old = {k: v for k, v in ImageRendererConfig().to_dict().items() if k != "extend_border"}
+    assert ImageRendererConfig.from_dict({**old, "version": 1}).extend_border is False
+    assert ImageRendererConfig.from_dict(ImageRendererConfig().to_dict()).extend_border is True
+
+
 @pytest.mark.parametrize("size", [(24, 40), (23, 37), (9, 5)])
 def test_shapes(size):
     h, w = size

@@ -102,3 +102,49 @@ def test_pixels_moving_only_by_negative_offsets_are_not_taken_for_still_ones():
     displacement[:, 0, 4:8, 4:8] = -2.0  # moves left only: its max is 0, its min is not
     frames, _ = render_frames(image, displacement, motion_magnitude_metric(displacement, temperature=50.0))
     assert torch.allclose(frames[:, :, 4:8, 2:6], image[:, :, 4:8, 4:8].expand(3, -1, -1, -1), atol=1e-6)
+
+
+def test_content_entering_through_the_border_continues_the_border_along_the_motion():
+    image = torch.rand(1, 3, 10, 12)
+    displacement = torch.zeros(1, 2, 10, 12)
+    displacement[:, 0] = 3.0  # a pan: everything moves 3 px right, columns 0-2 enter from the left
+    frames, holes = render_frames(image, displacement)
+    assert float(holes[0]) == pytest.approx(3 / 12)
+    # the entering strip repeats the border column the motion brings in (what was left of I0 is unknown)
+    assert torch.allclose(frames[0, :, :, :3], image[0, :, :, :1].expand(-1, -1, 3), atol=1e-5)
+    assert torch.allclose(frames[0, :, :, 3:], image[0, :, :, :9], atol=1e-5)
+    # push-pull alone fills the strip with blurred averages instead
+    plain, _ = render_frames(image, displacement, border=False)
+    assert not torch.allclose(plain[0, :, :, :3], image[0, :, :, :1].expand(-1, -1, 3), atol=1e-2)
+
+
+def test_disocclusions_inside_the_picture_are_left_to_push_pull():
+    torch.manual_seed(1)
+    image = torch.rand(1, 3, 24, 24)
+    displacement = torch.zeros(3, 2, 24, 24)
+    displacement[:, 0, 8:16, 8:16] = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1)  # a block slides right inside
+    metric = motion_magnitude_metric(displacement, temperature=50.0)
+    frames, holes = render_frames(image, displacement, metric)
+    plain, _ = render_frames(image, displacement, metric, border=False)
+    assert float(holes.max()) > 0
+    assert torch.equal(frames, plain)
+
+
+def test_border_extension_is_closer_to_the_real_next_frames_of_a_tilting_shot():
+    from media import clip
+
+    from imagedynamics.models.renderer import brightness_constancy_metric
+    from imagedynamics.ops.optical_flow import dis_flow
+
+    frames = clip("bikes", 6, 256)  # the camera tilts: new content enters at the top
+    f0, f5 = frames[:1], frames[5:6]
+    flow = dis_flow(frames[0], frames[5], preset="medium")[None]
+    metric = brightness_constancy_metric(f0, f5, flow)
+
+    def psnr(x):
+        return -10 * torch.log10(((x.clamp(0, 1) - f5) ** 2).mean())
+
+    extended, holes = render_frames(f0, flow, metric)
+    plain, _ = render_frames(f0, flow, metric, border=False)
+    assert float(holes[0]) > 0.05
+    assert psnr(extended) > psnr(plain) + 2.0, (float(psnr(extended)), float(psnr(plain)))
