@@ -47,7 +47,8 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
                   fill: bool = True, chunk_size: int = 8, out: torch.Tensor | None = None,
                   blend: tuple[torch.Tensor, torch.Tensor] | None = None,
                   on_frames: Callable[[int, int], None] | None = None,
-                  hole_threshold: float = 1e-3, border: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  hole_threshold: float = 1e-3, border: bool = True, confidence: torch.Tensor | None = None,
+                  min_confidence: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-splat ``image`` with every frame of ``displacement``; fill holes; return frames and hole fractions.
 
     Args:
@@ -65,6 +66,12 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
         hole_threshold: bilinear coverage under which a pixel counts as a hole.
         border: with ``fill``, holes whose content enters through the picture's border are filled by extending
             the border along the motion (:func:`extend_border`) before push-pull fills the rest.
+        confidence: optional [1 or T, 1, H, W] in [0, 1]: how much each source pixel's motion can be trusted
+            (e.g. ``exp(brightness_constancy_metric)``: 1 = its colour matches at its destination). With ``fill``,
+            frame pixels whose splatted confidence is under ``min_confidence`` are filled like holes: sources
+            that are occluded or carried by a wrong flow (at depth edges, or leaving the frame) do not win a
+            pixel just because nothing else lands there. Hole fractions still count bilinear coverage only.
+        min_confidence: threshold for ``confidence``.
 
     Returns:
         (frames [T, C, H, W] in ``image``'s dtype, hole_fraction [T] before filling).
@@ -86,6 +93,9 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
     if metric is not None and (metric.ndim != 4 or metric.shape[0] not in (1, displacement.shape[0])
                                or metric.shape[1] != 1 or metric.shape[-2:] != image.shape[-2:]):
         raise ValueError(f"metric must be [1 or T, 1, H, W] at the picture's size, got {tuple(metric.shape)}")
+    if confidence is not None and (confidence.ndim != 4 or confidence.shape[0] not in (1, displacement.shape[0])
+                                   or confidence.shape[1] != 1 or confidence.shape[-2:] != image.shape[-2:]):
+        raise ValueError(f"confidence must be [1 or T, 1, H, W] at the picture's size, got {tuple(confidence.shape)}")
     total = displacement.shape[0]
     channels = image.shape[1]
     if out is None:
@@ -96,8 +106,11 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
         chunk_metric = metric if metric is None or metric.shape[0] == 1 else metric[start:stop]
+        trust = None
+        if confidence is not None and fill:
+            trust = (confidence if confidence.shape[0] == 1 else confidence[start:stop], float(min_confidence))
         frames, hole = _render_chunk(source, displacement[start:stop], chunk_metric, fill, hole_threshold, moving,
-                                     border)
+                                     border, trust)
         if blend is not None:
             second, alpha = blend
             other, other_hole = _render_chunk(source, second[start:stop], chunk_metric, fill, hole_threshold,
@@ -170,8 +183,8 @@ def extend_border(frames: torch.Tensor, coverage: torch.Tensor, source: torch.Te
 
 
 def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor | None, fill: bool,
-                  hole_threshold: float, moving: torch.Tensor | None,
-                  border: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  hole_threshold: float, moving: torch.Tensor | None, border: bool = True,
+                  trust: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     n = displacement.shape[0]
     flow = displacement.to(source.device, torch.float32)
     channels = source.shape[1]
@@ -185,6 +198,8 @@ def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torc
     invert = fill and border
     if invert:
         parts.append(-flow)
+    if trust is not None:  # rides along too: the splatted confidence is the front sources' mean confidence
+        parts.append(trust[0].to(flow).expand(n, -1, -1, -1))
     batch = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     if metric is None:
         splat, coverage = softsplat(batch, flow, None, mode="avg", return_weight=True)
@@ -198,8 +213,11 @@ def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torc
     hole = (coverage < hole_threshold).float().mean(dim=(1, 2, 3)).cpu()
     if fill:
         known = coverage
-        if invert and bool(hole.any()):
-            inverse = fill_holes(splat[:, -2:], coverage, threshold=hole_threshold)
-            frames, known = extend_border(frames, coverage, source, inverse, hole_threshold)
+        if trust is not None:
+            known = torch.where(splat[:, -1:] < trust[1], torch.zeros_like(coverage), coverage)
+        if invert and bool((known < hole_threshold).any()):
+            first = channels + (0 if moving is None else 1)
+            inverse = fill_holes(splat[:, first:first + 2], coverage, threshold=hole_threshold)
+            frames, known = extend_border(frames, known, source, inverse, hole_threshold)
         frames = fill_holes(frames, known, threshold=hole_threshold)
     return frames, hole

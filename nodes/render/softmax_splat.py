@@ -52,7 +52,8 @@ class SoftmaxSplatRender(io.ComfyNode):
                 io.Image.Input("target_frames", optional=True,
                                tooltip="For metric 'brightness constancy': the frames the motion leads to (e.g. "
                                "the clip MotionFromVideo measured); a pixel is in front where it matches its "
-                               "destination (-|I_t(p + F_t(p)) - I0(p)|), which also works under camera pans."),
+                               "destination (-|I_t(p + F_t(p)) - I0(p)|), which also works under camera pans; "
+                               "pixels only badly matching sources reach are filled like holes."),
                 DynModel.Input("renderer", optional=True,
                                tooltip="A learned renderer (family 'renderer') or an LVMM model from "
                                "LoadMotionModel: its decoder fills disocclusions instead of the push-pull fill; "
@@ -78,6 +79,8 @@ class SoftmaxSplatRender(io.ComfyNode):
                                pictures[:1], target_frames)
         if renderer is not None:
             return io.NodeOutput(_render_learned(renderer, pictures, motion, splat_metric, chunk_size))
+        # brightness constancy also says how far each source pixel can be trusted: exp(-50 |colour error|)
+        confidence = (splat_metric / metric_scale).exp() if metric == METRICS[4] and metric_scale > 0 else None
         blend = motion.extras.get("blend")
         total = motion.num_frames
         progress = Progress(total * pictures.shape[0])
@@ -88,7 +91,7 @@ class SoftmaxSplatRender(io.ComfyNode):
         for index in range(pictures.shape[0]):
             view = out[index * total:(index + 1) * total].permute(0, 3, 1, 2)
             _, holes = render_frames(pictures[index:index + 1], motion.displacement, splat_metric, fill=fill_holes,
-                                     chunk_size=chunk_size, blend=blend, out=view,
+                                     chunk_size=chunk_size, blend=blend, out=view, confidence=confidence,
                                      on_frames=lambda done, _t, i=index: progress(i * total + done))
             print(f"[ImageDynamics] {NODE}: picture {index}: {total} frames, holes before filling "
                   f"mean {float(holes.mean()):.2%} max {float(holes.max()):.2%}")

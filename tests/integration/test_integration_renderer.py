@@ -60,3 +60,37 @@ def test_a_model_of_another_family_is_refused_as_renderer(comfy, learned_prompt,
     message = run_error(prompt)
     assert "SoftmaxSplatRender" in message and "'renderer'" in message and "'gid' model" in message, message
     assert _render(comfy, learned_prompt()).shape[0] == 24  # the next good prompt runs
+
+
+def test_a_clip_re_rendered_from_its_first_frame_with_brightness_constancy(comfy):
+    """LoadVideo -> MotionFromVideo -> SoftmaxSplatRender (brightness constancy against the clip's own frames):
+    the frames rendered from frame 0 are much closer to the real frames than frame 0 itself."""
+    frames = 6
+    prompt = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": "carphone_pristine.mp4"}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "ImageFromBatch", "inputs": {"image": ["2", 0], "batch_index": 0, "length": frames}},
+        "4": {"class_type": "ImageFromBatch", "inputs": {"image": ["2", 0], "batch_index": 0, "length": 1}},
+        "5": {"class_type": "MotionFromVideo", "inputs": {"frames": ["3", 0], "max_frames": frames, "stride": 1,
+                                                          "fps": 30.0, "preset": "medium", "chained": False}},
+        "6": {"class_type": "SoftmaxSplatRender", "inputs": {
+            "image": ["4", 0], "motion": ["5", 0], "metric": "brightness constancy (target frames)",
+            "metric_scale": 1.0, "fill_holes": True, "chunk_size": 4, "target_frames": ["3", 0]}},
+        "7": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["6", 0], "filename_prefix": "test/rerender",
+                                                          "fps": 30.0, "lossless": True, "quality": 100,
+                                                          "method": "default"}},
+        "8": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["3", 0], "filename_prefix": "test/real",
+                                                          "fps": 30.0, "lossless": True, "quality": 100,
+                                                          "method": "default"}},
+    }
+    outputs = comfy.run(prompt)
+    rendered = np.stack(read_animation(comfy.output_path(outputs["7"]["images"][0]))) / 255.0
+    real = np.stack(read_animation(comfy.output_path(outputs["8"]["images"][0]))) / 255.0
+    assert rendered.shape == real.shape and rendered.shape[0] == frames
+    assert np.abs(rendered[0] - real[0]).max() <= 1 / 255  # frame 0 has no motion
+
+    def psnr(a, b):
+        return -10 * np.log10(((a - b) ** 2).mean())
+
+    last = frames - 1
+    assert psnr(rendered[last], real[last]) > psnr(real[0], real[last]) + 4.0

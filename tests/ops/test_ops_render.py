@@ -148,3 +148,20 @@ def test_border_extension_is_closer_to_the_real_next_frames_of_a_tilting_shot():
     plain, _ = render_frames(f0, flow, metric, border=False)
     assert float(holes[0]) > 0.05
     assert psnr(extended) > psnr(plain) + 2.0, (float(psnr(extended)), float(psnr(plain)))
+
+
+def test_pixels_only_untrusted_sources_reach_are_filled_like_holes():
+    image = torch.full((1, 3, 16, 16), 0.25)
+    image[..., 6:10, 6:10] = 1.0  # a bright block whose motion we do not trust
+    displacement = torch.zeros(1, 2, 16, 16)
+    displacement[:, 0] = 2.0
+    confidence = torch.ones(1, 1, 16, 16)
+    confidence[..., 6:10, 6:10] = 0.01
+    trusted, _ = render_frames(image, displacement, confidence=torch.ones_like(confidence))
+    filled, holes = render_frames(image, displacement, confidence=confidence)
+    assert torch.allclose(trusted[..., 6:10, 8:12], torch.ones(1, 3, 4, 4), atol=1e-5)
+    assert torch.allclose(filled[..., 6:10, 8:12], torch.full((1, 3, 4, 4), 0.25), atol=1e-5)  # from around
+    assert torch.equal(filled[..., :5, :], trusted[..., :5, :])
+    assert float(holes[0]) == pytest.approx(2 / 16)  # hole fractions still count coverage only
+    with pytest.raises(ValueError, match="confidence"):
+        render_frames(image, displacement, confidence=torch.ones(1, 1, 8, 8))
