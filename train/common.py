@@ -14,6 +14,7 @@ and continues from the saved step (the data order after a resume is drawn afresh
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -50,6 +51,30 @@ def parse_size(text: str) -> tuple[int, int]:
     if w <= 0 or h <= 0:
         raise ValueError(f"size must be positive, got {text!r}")
     return w, h
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, save_every: int = 1000) -> None:
+    """The run-control options every trainer shares: work dir, resume, seed, workers, logging, saving, stopping,
+    mixed precision."""
+    parser.add_argument("--work-dir", default=None, help="cache and trainer state (default <out>.work)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --work-dir")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--save-every", type=int, default=save_every, help="save the trainer state every n steps")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop (state saved) after n steps in this invocation, e.g. for time-limited jobs")
+    parser.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
+                        help="default: accelerate's configuration")
+
+
+def seeded_loader(dataset, batch_size: int, args, step: int) -> torch.utils.data.DataLoader:
+    """Shuffled, drop-last DataLoader whose order depends on (--seed, the step it starts at), so a resumed run
+    does not replay the batches it has already seen. ``args`` supplies ``seed`` and ``num_workers``."""
+    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + int(step))
+    return torch.utils.data.DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
+                                       drop_last=True, num_workers=args.num_workers, generator=generator,
+                                       persistent_workers=args.num_workers > 0)
 
 
 def atomic_write_json(path: str | os.PathLike, data: dict) -> None:

@@ -70,11 +70,13 @@ from .common import (
     CSVLog,
     Phase,
     StopRun,
+    add_run_arguments,
     atomic_write_json,
     list_videos,
     parse_size,
     phase_state_path,
     read_json,
+    seeded_loader,
     train_phase,
 )
 from .video_io import read_video_cropped
@@ -245,16 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames-per-video", type=int, default=600, help="read at most this many frames a video")
     p.add_argument("--flow-preset", default="medium", choices=("ultrafast", "fast", "medium"), help="DIS preset")
     p.add_argument("--stats-samples", type=int, default=512, help="samples used for the statistics s")
-    p.add_argument("--work-dir", default=None, help="cache and trainer state (default <out>.work)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --work-dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--save-every", type=int, default=1000, help="save the trainer state every n steps")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop (state saved) after n steps in this invocation, e.g. for time-limited jobs")
-    p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
-                   help="default: accelerate's configuration")
+    add_run_arguments(p)
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for U-Net memory")
     return p
 
@@ -283,13 +276,6 @@ def _steps(args) -> tuple[int, int, int]:
     if len(parts) != 3 or min(parts) < 0:
         raise ValueError(f"--steps must be VAE,STAGE1,STAGE2 (non-negative), got {args.steps!r}")
     return tuple(parts)
-
-
-def _loader(dataset, batch_size: int, args, step: int):
-    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-    return torch.utils.data.DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
-                                       drop_last=True, num_workers=args.num_workers, generator=generator,
-                                       persistent_workers=args.num_workers > 0)
 
 
 @torch.no_grad()
@@ -378,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         vae_file = work / "vae.safetensors"
         if current == order["vae"]:
             vae = run_phase(Phase("vae", vae, list(vae.parameters()),
-                                  _loader(slices, args.batch_size, args, run["step"]),
+                                  seeded_loader(slices, args.batch_size, args, run["step"]),
                                   _VAELoss(), steps["vae"], args.vae_lr or args.lr))
             vae = vae.to(device)
             config.latent_scale = measure_latent_scale(vae, slices, device, seed=args.seed)
@@ -401,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in unet.frequency_attention_parameters():
                 p.requires_grad_(False)
             unet = run_phase(Phase("stage1", unet, [p for p in unet.parameters() if p.requires_grad],
-                                   _loader(slices, args.batch_size, args, run["step"]),
+                                   seeded_loader(slices, args.batch_size, args, run["step"]),
                                    DenoisingLoss(vae, config, coordinate=False), steps["stage1"], args.lr))
             if accelerator.is_main_process:
                 _save_tensors(stage1_file, unet.state_dict())
@@ -416,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         stage2_state = phase_state_path(work, "stage2")
         if current == order["stage2"]:
             unet = run_phase(Phase("stage2", unet, unet.frequency_attention_parameters(),
-                                   _loader(volumes, args.stage2_batch_size, args, run["step"]),
+                                   seeded_loader(volumes, args.stage2_batch_size, args, run["step"]),
                                    DenoisingLoss(vae, config, coordinate=True), steps["stage2"], args.lr))
             record("done", steps["stage2"])
         elif stage2_state.exists():

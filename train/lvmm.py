@@ -62,11 +62,13 @@ from .common import (
     CSVLog,
     Phase,
     StopRun,
+    add_run_arguments,
     atomic_write_json,
     list_videos,
     parse_size,
     phase_state_path,
     read_json,
+    seeded_loader,
     train_phase,
 )
 from .video_io import read_video_cropped
@@ -471,16 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-psnr", type=float, default=None,
                    help="drop segments whose last frame is rebuilt below this PSNR (dB; paper preset 31.14)")
     p.add_argument("--max-seconds", type=float, default=None, help="time budget of the whole run")
-    p.add_argument("--work-dir", default=None, help="cache and trainer state (default <out>.work)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --work-dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--save-every", type=int, default=1000, help="save the trainer state every n steps")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop (state saved) after n steps in this invocation, e.g. for time-limited jobs")
-    p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
-                   help="default: accelerate's configuration")
+    add_run_arguments(p)
     return p
 
 
@@ -502,13 +495,6 @@ def _steps(args) -> dict[str, int]:
     if len(parts) != 4 or min(parts) < 0:
         raise ValueError(f"--steps must be PR,VAE,FINETUNE,DENOISER (non-negative), got {args.steps!r}")
     return dict(zip(PHASES, parts))
-
-
-def _loader(dataset, batch_size: int, args, step: int):
-    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-    return torch.utils.data.DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
-                                       drop_last=True, num_workers=args.num_workers, generator=generator,
-                                       persistent_workers=args.num_workers > 0)
 
 
 @torch.no_grad()
@@ -606,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         start = run["step"] if run["phase"] == name else 0
         part._loss = loss_fn
         phase = Phase(name, part, [p for p in part.parameters() if p.requires_grad],
-                      _loader(dataset, batch_size, args, start), _call_part, steps[name], lr)
+                      seeded_loader(dataset, batch_size, args, start), _call_part, steps[name], lr)
         phase.loss_fn = _Deadline(phase, _call_part, start, deadline_for(name))
         trained, done = train_phase(accelerator, phase, work, log, resume_step=start, save_every=args.save_every,
                                     log_every=args.log_every, stop_after=budget,

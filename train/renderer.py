@@ -58,9 +58,11 @@ from .common import (
     CSVLog,
     Phase,
     StopRun,
+    add_run_arguments,
     atomic_write_json,
     list_videos,
     read_json,
+    seeded_loader,
     train_phase,
 )
 from .video_io import read_video
@@ -366,16 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grad-weight", type=float, default=0.0)
     p.add_argument("--hole-weight", type=float, default=4.0,
                    help="extra L1 weight on pixels no source pixel reaches (disocclusions)")
-    p.add_argument("--work-dir", default=None, help="cache and trainer state (default <out>.work)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --work-dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--save-every", type=int, default=500, help="save the trainer state every n steps")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop (state saved) after n steps in this invocation, e.g. for time-limited jobs")
-    p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
-                   help="default: accelerate's configuration")
+    add_run_arguments(p, save_every=500)
     return p
 
 
@@ -449,10 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         print(f"{len(dataset)} training pairs from {len(videos)} video(s), crops {dataset.crop[1]}x{dataset.crop[0]}")
 
-    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + int(run["step"]))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=min(args.batch, len(dataset)), shuffle=True,
-                                         drop_last=True, num_workers=args.num_workers, generator=generator,
-                                         persistent_workers=args.num_workers > 0)
+    loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     model = ImageRenderer(config)
