@@ -10,6 +10,9 @@ import pathlib
 import sys
 import types
 
+import pytest
+import torch
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 if "imagedynamics" not in sys.modules:
@@ -17,3 +20,13 @@ if "imagedynamics" not in sys.modules:
     package.__path__ = [str(ROOT)]
     package.__file__ = str(ROOT / "__init__.py")
     sys.modules["imagedynamics"] = package
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): its models are
+    tiny, so on the shared 2-core test machine one thread is several times faster than two, and deterministic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -29,14 +29,7 @@ from imagedynamics.ops.containers import Motion
 from imagedynamics.ops.warp import backward_warp
 from imagedynamics.train.lvmm import psnr, read_frames, reconstruct, train_tiny_lvmm
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One CPU thread: on a shared 2-core machine it is several times faster than two, and deterministic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

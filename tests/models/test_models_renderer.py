@@ -21,14 +21,7 @@ from imagedynamics.models.renderer import (
 )
 from imagedynamics.ops.render import motion_magnitude_metric, render_frames
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the suite shares a 2-core machine; small convolutions are much faster without thread contention
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 def _swirl(t: int, h: int, w: int, amplitude: float = 6.0) -> torch.Tensor:

@@ -24,13 +24,7 @@ from imagedynamics.train.renderer import (
 )
 from imagedynamics.train.video_io import read_video
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 # Whole 64 x 52 frames (crop larger than the frame), no flips: every step sees the same batch, so the
