@@ -11,6 +11,12 @@ optimizer for a given number of steps and saves, every ``save_every`` steps and 
 ``<work>/state/<phase>.pt`` (model, optimizer, step) and the run's ``<work>/state.json``
 (``{"phase": ..., "step": ...}``). ``--resume`` reads state.json, skips finished phases, loads the phase's state
 and continues from the saved step (the data order after a resume is drawn afresh from the seed and the step).
+
+Progress and interrupts follow the pack's protocol (``ops/progress.py``): every trainer's ``main(argv, progress)``
+takes a ``progress(done, total)`` callback counting the optimisation steps of the whole run (phases in order,
+:func:`phase_progress`); :func:`train_phase` reports after every step, and whatever the callback raises
+(e.g. ``ops.progress.Interrupted``) stops the run there: no checkpoint is written and the last saved state stays
+resumable. The command line shows tqdm bars instead.
 """
 from __future__ import annotations
 
@@ -22,11 +28,13 @@ import os
 import pathlib
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from ..ops.progress import ProgressFn, report, sub_progress
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 
@@ -181,11 +189,29 @@ def load_phase_state(path: pathlib.Path, model, optimizer) -> tuple[int, dict]:
     return int(state["step"]), dict(state.get("extra", {}))
 
 
+def phase_progress(progress: ProgressFn | None, steps: Mapping[str, int], name: str) -> ProgressFn | None:
+    """The callback for phase ``name`` of a run whose phases (in order) train ``steps[phase]`` steps each: the
+    phase's ``(step, steps[name])`` becomes the run's ``(steps of the phases before + step, all steps)``.
+
+    Example:
+        >>> seen = []
+        >>> phase_progress(lambda d, t: seen.append((d, t)), {"vae": 10, "unet": 30}, "unet")(15, 30)
+        >>> seen
+        [(25, 40)]
+    """
+    names = list(steps)
+    offset = sum(int(steps[n]) for n in names[:names.index(name)])
+    return sub_progress(progress, offset, int(steps[name]), sum(int(v) for v in steps.values()))
+
+
 def train_phase(accelerator, phase: Phase, work_dir: pathlib.Path, log: CSVLog, *, resume_step: int = 0,
                 save_every: int = 1000, log_every: int = 10, stop_after: int | None = None,
-                on_state: Callable[[str, int], None] | None = None, seed: int = 0
-                ) -> tuple[torch.nn.Module, int]:
+                on_state: Callable[[str, int], None] | None = None, seed: int = 0,
+                progress: ProgressFn | None = None) -> tuple[torch.nn.Module, int]:
     """Run one phase from ``resume_step`` to ``phase.steps``.
+
+    ``progress(step, phase.steps)`` is called after every optimisation step (``ops.progress``); what it raises
+    propagates at once (the state saved last stays resumable).
 
     Returns:
         (the unwrapped trained model, the number of optimisation steps run in this call).
@@ -230,6 +256,7 @@ def train_phase(accelerator, phase: Phase, work_dir: pathlib.Path, log: CSVLog, 
             log.write(phase=phase.name, step=step, loss=f"{value:.6g}", lr=phase.lr,
                       elapsed=f"{time.time() - start_time:.2f}", **{k: f"{v:.6g}" for k, v in extras.items()})
             bar.update(1)
+            report(progress, step, phase.steps)
             if step % max(1, log_every) == 0 or step == phase.steps:
                 bar.set_postfix(loss=f"{value:.4g}")
                 if accelerator.is_main_process:

@@ -52,10 +52,10 @@ config). Do not run two trainings in the same --work-dir.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pathlib
 import random
-import sys
 
 import torch
 
@@ -65,6 +65,7 @@ from ..models.gid.model import GIDModel, save_gid
 from ..models.gid.unet import GIDUNet
 from ..models.gid.vae import build_vae, vae_loss
 from ..ops.optical_flow import reference_anchored_motion
+from ..ops.progress import ProgressFn
 from ..ops.spectral import frequency_stats, motion_to_spectrum, normalize_spectrum, real_to_spectrum, spectrum_to_real
 from .common import (
     CSVLog,
@@ -74,6 +75,7 @@ from .common import (
     atomic_write_json,
     list_videos,
     parse_size,
+    phase_progress,
     phase_state_path,
     read_json,
     seeded_loader,
@@ -85,6 +87,8 @@ PHASES = ("vae", "stage1", "stage2")
 DEFAULT_STEPS = {"full": (100_000, 300_000, 50_000), "small": (20_000, 60_000, 10_000), "tiny": (200, 300, 50)}
 LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "l1", "grad", "kl")
 STATS_PIXELS = 8192  # random pixels per sample for the percentile statistics
+
+logger = logging.getLogger(__name__)
 
 
 # ============================================================================================ data preparation
@@ -124,11 +128,11 @@ def prepare_data(accelerator, videos: list[pathlib.Path], data_dir: pathlib.Path
             frames, fps = read_video_cropped(path, config.width, config.height, args.frame_stride,
                                             args.max_frames_per_video)
         except ValueError as exc:
-            print(f"skipping {path.name}: {exc}", file=sys.stderr)
+            logger.warning("skipping %s: %s", path.name, exc)
             continue
         starts = list(range(0, frames.shape[0] - T + 1, args.start_every))
         if not starts:
-            print(f"skipping {path.name}: {frames.shape[0]} frames < T = {T}", file=sys.stderr)
+            logger.warning("skipping %s: %d frames < T = %d", path.name, frames.shape[0], T)
             continue
         for start in starts:
             name = f"v{vid:05d}_s{start:06d}.safetensors"
@@ -158,8 +162,8 @@ def prepare_data(accelerator, videos: list[pathlib.Path], data_dir: pathlib.Path
         raise ValueError(f"no training samples: every video is shorter than T = {T} frames (after --frame-stride)")
     fps = float(sorted(rates)[len(rates) // 2])
     if max(rates) > 1.1 * min(rates):
-        print(f"warning: the videos' frame rates differ ({min(rates):.3g}-{max(rates):.3g} fps); the model "
-              f"records {fps:.3g} fps", file=sys.stderr)
+        logger.warning("the videos' frame rates differ (%.3g-%.3g fps); the model records %.3g fps",
+                       min(rates), max(rates), fps)
 
     rng = random.Random(args.seed)
     subset = samples if len(samples) <= args.stats_samples else rng.sample(samples, args.stats_samples)
@@ -293,7 +297,8 @@ def measure_latent_scale(vae, dataset: SpectrumDataset, device, samples: int = 2
     return 1.0 / max(std, 1e-6)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> int:
+    """The command line (``argv``); ``progress(done, total)`` counts the run's optimisation steps (train/common.py)."""
     args = build_parser().parse_args(argv)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
     if args.resume and run is None:
-        print(f"--resume: no saved run in {work}; starting from the beginning", file=sys.stderr)
+        logger.warning("--resume: no saved run in %s; starting from the beginning", work)
     if run is not None:
         saved = GIDConfig.from_dict(run["config"])
         if saved.replace(latent_scale=config.latent_scale, fps=config.fps) != config:
@@ -349,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         start = run["step"] if run["phase"] == phase.name else 0
         model, done = train_phase(accelerator, phase, work, log, resume_step=start, save_every=args.save_every,
                                   log_every=args.log_every, stop_after=budget,
-                                  on_state=lambda name, step: record(name, step), seed=args.seed)
+                                  on_state=lambda name, step: record(name, step), seed=args.seed,
+                                  progress=phase_progress(progress, steps, phase.name))
         if budget is not None:
             budget -= done
         return model
@@ -409,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             unet.load_state_dict(_load_tensors(stage2_state, key="model"))
     except StopRun as stop:
         if accelerator.is_main_process:
-            print(f"{stop}; continue with --resume", file=sys.stderr)
+            logger.warning("%s; continue with --resume", stop)
         return 0
 
     if accelerator.is_main_process:

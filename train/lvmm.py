@@ -42,11 +42,11 @@ P + R + VAE on WebVid-10M, ~32 for the renderer fine-tune and ~64 for the denois
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import pathlib
 import random
-import sys
 import time
 
 import torch
@@ -58,6 +58,7 @@ from ..models.lvmm.config import LVMMConfig
 from ..models.lvmm.model import LVMM
 from ..models.lvmm.predictor import random_affine, region_equivariance_loss
 from ..models.lvmm.vae import motion_vae_loss
+from ..ops.progress import ProgressFn
 from .common import (
     CSVLog,
     Phase,
@@ -66,6 +67,7 @@ from .common import (
     atomic_write_json,
     list_videos,
     parse_size,
+    phase_progress,
     phase_state_path,
     read_json,
     seeded_loader,
@@ -80,6 +82,8 @@ DEFAULT_MIN_PSNR = {"paper": 31.14, "small": 25.0, "tiny": 12.0}
 # share of the remaining time budget each phase gets (--max-seconds)
 TIME_WEIGHTS = {"pr": 0.45, "vae": 0.25, "finetune": 0.1, "denoiser": 0.3}
 LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "pixel", "equivariance", "teacher", "flow_mse", "grad", "kl")
+
+logger = logging.getLogger(__name__)
 
 
 # ============================================================================================ data
@@ -117,10 +121,10 @@ def prepare_frames(accelerator, videos: list[pathlib.Path], data_dir: pathlib.Pa
             frames, fps = read_frames(path, config.width, config.height, config.frame_stride,
                                       args.max_frames_per_video)
         except ValueError as exc:
-            print(f"skipping {path.name}: {exc}", file=sys.stderr)
+            logger.warning("skipping %s: %s", path.name, exc)
             continue
         if frames.shape[0] < config.num_frames + 1:
-            print(f"skipping {path.name}: {frames.shape[0]} frames < K + 1 = {config.num_frames + 1}", file=sys.stderr)
+            logger.warning("skipping %s: %d frames < K + 1 = %d", path.name, frames.shape[0], config.num_frames + 1)
             continue
         tmp = data_dir / (name + ".partial")
         save_file({"frames": (frames * 255).round().clamp(0, 255).to(torch.uint8).contiguous()}, str(tmp))
@@ -515,7 +519,9 @@ def measure_flow_scale(model: LVMM, dataset: PairDataset, device, samples: int =
     return max(float(torch.quantile(v, 0.95)), 0.1)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> int:
+    """The command line (``argv``); ``progress(done, total)`` counts the run's optimisation steps (train/common.py;
+    a phase cut short by ``--max-seconds`` jumps to its end)."""
     args = build_parser().parse_args(argv)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -535,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
     if args.resume and run is None:
-        print(f"--resume: no saved run in {work}; starting from the beginning", file=sys.stderr)
+        logger.warning("--resume: no saved run in %s; starting from the beginning", work)
     if run is not None:
         saved = LVMMConfig.from_dict(run["config"])
         if saved.replace(flow_scale=config.flow_scale, latent_scale=config.latent_scale, fps=config.fps) != config:
@@ -596,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         phase.loss_fn = _Deadline(phase, _call_part, start, deadline_for(name))
         trained, done = train_phase(accelerator, phase, work, log, resume_step=start, save_every=args.save_every,
                                     log_every=args.log_every, stop_after=budget,
-                                    on_state=lambda n, s: record(n, s), seed=args.seed)
+                                    on_state=lambda n, s: record(n, s), seed=args.seed,
+                                    progress=phase_progress(progress, steps, name))
         run.setdefault("ended", {})[name] = int(phase.steps)
         if budget is not None:
             budget -= done
@@ -696,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
                 den.load_state_dict(torch.load(state, map_location="cpu", weights_only=True)["model"])
     except StopRun as stop:
         if accelerator.is_main_process:
-            print(f"{stop}; continue with --resume", file=sys.stderr)
+            logger.warning("%s; continue with --resume", stop)
         return 0
 
     if accelerator.is_main_process:
@@ -743,7 +750,7 @@ TINY_ARGS = ("--pr-lr", "1e-3", "--vae-lr", "1e-3", "--lr", "1e-3", "--flow-teac
 def train_tiny_lvmm(out_path: str | os.PathLike, seconds: float | None = 60.0, videos=None,
                     work_dir: str | os.PathLike | None = None, seed: int = 0, max_frames_per_video: int = 40,
                     steps: str = "2000,2000,0,2000", num_threads: int | None = None,
-                    extra_args: list[str] | None = None) -> pathlib.Path:
+                    extra_args: list[str] | None = None, progress: ProgressFn | None = None) -> pathlib.Path:
     """Train a ``tiny`` LVMM end to end within about ``seconds`` and write it to ``out_path``.
 
     Args:
@@ -792,7 +799,7 @@ def train_tiny_lvmm(out_path: str | os.PathLike, seconds: float | None = 60.0, v
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         try:
-            main(argv + list(extra_args or []))
+            main(argv + list(extra_args or []), progress=progress)
         finally:
             torch.set_num_threads(threads)
     if not out.exists():

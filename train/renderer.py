@@ -39,10 +39,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import random
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,7 @@ from ..models.renderer.checkpoint import save_renderer
 from ..models.renderer.metrics import brightness_constancy_metric
 from ..models.renderer.model import ImageRenderer, ImageRendererConfig
 from ..ops.optical_flow import dis_flow
+from ..ops.progress import ProgressFn
 from ..ops.render import motion_magnitude_metric
 from ..ops.splat import softsplat
 from .common import (
@@ -71,6 +72,8 @@ PHASE = "renderer"
 METRICS = ("mixed", "brightness", "motion", "none")
 LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "l1", "ssim", "grad", "hole")
 CACHE_VERSION = 2
+
+logger = logging.getLogger(__name__)
 
 
 # ============================================================================================ data
@@ -390,7 +393,8 @@ def _validate(args) -> None:
         raise ValueError(f"--intention-dropout must be in [0, 1], got {args.intention_dropout}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> int:
+    """The command line (``argv``); ``progress(step, steps)`` after every optimisation step (train/common.py)."""
     args = build_parser().parse_args(argv)
     _validate(args)
     from accelerate import Accelerator
@@ -417,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
     if args.resume and run is None:
-        print(f"--resume: no saved run in {work}; starting from the beginning", file=sys.stderr)
+        logger.warning("--resume: no saved run in %s; starting from the beginning", work)
     if run is not None:
         if run.get("config") != config.to_dict():
             raise ValueError(f"--resume: the run in {work} was made with another renderer config; use the same "
@@ -458,10 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, _ = train_phase(accelerator, phase, work, log, resume_step=int(run["step"]),
                                save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after,
-                               on_state=record, seed=args.seed)
+                               on_state=record, seed=args.seed, progress=progress)
     except StopRun as stop:
         if accelerator.is_main_process:
-            print(f"{stop}; continue with --resume", file=sys.stderr)
+            logger.warning("%s; continue with --resume", stop)
         return 0
     if accelerator.is_main_process:
         out.parent.mkdir(parents=True, exist_ok=True)

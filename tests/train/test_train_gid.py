@@ -40,8 +40,9 @@ def run(tmp_path_factory, one_thread):
     data_mtimes = {p.name: p.stat().st_mtime_ns for p in (work / "data").glob("*.safetensors")}
     assert not out.exists()
 
-    assert main(_args(videos, out, "--resume")) == 0
-    return {"out": out, "work": work, "first": first, "data_mtimes": data_mtimes}
+    progress = []
+    assert main(_args(videos, out, "--resume"), progress=lambda done, total: progress.append((done, total))) == 0
+    return {"out": out, "work": work, "first": first, "data_mtimes": data_mtimes, "progress": progress}
 
 
 def _losses(rows, phase):
@@ -68,6 +69,12 @@ def test_resume_continues_from_saved_step(run):
     mtimes = {p.name: p.stat().st_mtime_ns for p in (run["work"] / "data").glob("*.safetensors")}
     assert mtimes == run["data_mtimes"] and len(mtimes) >= 10
     assert json.loads((run["work"] / "state.json").read_text())["phase"] == "done"
+
+
+def test_progress_counts_the_whole_run(run):
+    # the resumed run reports every optimisation step of all three phases on one scale, from where it resumed
+    total = sum(STEPS)
+    assert run["progress"] == [(done, total) for done in range(STOP_AFTER + 1, total + 1)]
 
 
 @pytest.mark.parametrize("phase, factor", [("vae", 0.85), ("stage1", 0.6)])

@@ -10,6 +10,7 @@ from media import clip_path
 from imagedynamics.models.registry import build_from_file
 from imagedynamics.models.renderer import ImageRenderer
 from imagedynamics.ops.optical_flow import dis_flow
+from imagedynamics.ops.progress import Interrupted
 from imagedynamics.train.common import read_log
 from imagedynamics.train.renderer import (
     PairDataset,
@@ -34,11 +35,11 @@ TINY = ["--preset", "tiny", "--size", "64", "--long-side", "64", "--max-frames-p
         "--lr", "1e-3", "--log-every", "1000"]
 
 
-def _run(tmp_path, *extra, name="r"):
+def _run(tmp_path, *extra, name="r", progress=None):
     out = tmp_path / f"{name}.safetensors"
     work = tmp_path / f"{name}.work"
     code = main(["--videos", str(clip_path("carphone_pristine")), "--out", str(out), "--work-dir", str(work),
-                 *TINY, *extra])
+                 *TINY, *extra], progress=progress)
     assert code == 0
     return out, work
 
@@ -118,6 +119,25 @@ def test_resume_continues_from_saved_step(tmp_path):
     assert out.exists() and json.loads((work / "state.json").read_text())["step"] == 8
     with pytest.raises(ValueError, match="another renderer config"):
         _run(tmp_path, "--steps", "8", "--resume", "--preset", "small")
+
+
+def test_progress_callback_stops_the_run(tmp_path):
+    seen = []
+
+    def stop_at_three(done, total):
+        seen.append((done, total))
+        if done == 3:
+            raise Interrupted("stopped by the user")
+
+    with pytest.raises(Interrupted, match="stopped by the user"):
+        _run(tmp_path, "--steps", "8", "--save-every", "2", progress=stop_at_three)
+    assert seen == [(1, 8), (2, 8), (3, 8)]
+    out, work = tmp_path / "r.safetensors", tmp_path / "r.work"
+    assert not out.exists()  # nothing partial: no checkpoint from a stopped run
+    assert [int(r["step"]) for r in read_log(work / "log.csv")] == [1, 2, 3]  # stopped within the step
+    assert json.loads((work / "state.json").read_text())["step"] == 2  # the last saved state stays resumable
+    _run(tmp_path, "--steps", "8", "--resume")
+    assert out.exists()
 
 
 def test_bad_arguments(tmp_path):
