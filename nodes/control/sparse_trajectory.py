@@ -1,7 +1,6 @@
 """SparseTrajectoryToFlow: arrows, trajectories and a brush become motion the rest of the pack can use."""
 from __future__ import annotations
 
-import json
 import warnings
 
 import torch
@@ -78,10 +77,10 @@ class SparseTrajectoryToFlow(io.ComfyNode):
         height, width = picture.shape[-2:]
         brush = mask_to_b1hw(mask, (height, width), NODE)
         normalized = {"auto": "auto", "pixels": False, "normalized": True}[coordinates]
-        trajectories = _drop_editor_notes(trajectories)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                trajectories = tr.read_document(trajectories, "trajectories")  # parsed once, read three ways
                 painted = tr.parse_brush(trajectories, width, height, normalized=normalized,
                                          out_of_bounds=out_of_bounds, input_name="trajectories")
                 if mode == "arrows":
@@ -131,18 +130,6 @@ class SparseTrajectoryToFlow(io.ComfyNode):
         result = Motion(displacement=displacement, fps=30.0)
         # The picture is sent back as a preview so the canvas editor can show whatever feeds this node.
         return io.NodeOutput(flow, result, tr.tracks_to_comfy(tracks), ui=ui.PreviewImage(image[:1], cls=cls))
-
-
-def _drop_editor_notes(text: str) -> str:
-    """The canvas editor records the picture size it drew on as ``"size"``; the parsers need only the drawing."""
-    try:
-        data = json.loads(text)
-    except (TypeError, json.JSONDecodeError):
-        return text  # not the pack's JSON object: the parsers report what is wrong with it
-    if isinstance(data, dict) and "size" in data:
-        data.pop("size")
-        return json.dumps(data)
-    return text
 
 
 def _arrow_tracks(arrows, strength: float):

@@ -326,3 +326,56 @@ def test_containers_validate_shapes():
         Arrows(torch.zeros(2, 2), torch.ones(2, 2), torch.ones(3))
     t = reference()
     assert t.num_frames == 4 and t.num_tracks == 2 and t.visibility.all()
+
+
+HOSTILE = [
+    ("[" * 1000 + "]" * 1000, "nested more than 8 deep"),
+    ("[" * 100000 + "]" * 100000, "nested more than 8 deep"),
+    ('{"tracks": ' + "[" * 20 + "]" * 20 + "}", "nested more than 8 deep"),
+    ('{"tracks": ' + "[" * 20 + "]" * 19 + "}", "brackets nested more than 8 deep at char 18"),
+    ('{"arrows": [{"start": [1, 2], "end": [3, 4], "speed": 1e308}]}', "arrow 0, speed: 1e+308 is out of range"),
+    ("1,2,3,4,1e308", "line 1, speed: 1e+308 is out of range"),
+    ('[[[1, 2], [3, 1e300]]]', "track 0, point 1: coordinate (3, 1e+300) is far outside any picture"),
+    ({"track_path": torch.tensor([[[1.0, 2.0]], [[3.0, 4e7]]])}, "frame 1, track 0: coordinate (3, 4e+07) is far"),
+    ('{"tracks": [[[1, 2], [3, 4]]], "brush": {"strokes": [{"points": [[1, 2]], "radius": 1e9}]}}',
+     "stroke 0, radius: 1e+09 is out of range"),
+    ('{"tracks": [[[1, 2], [3, 4]]], "brush": {"strokes": [{"points": [[1, NaN]]}]}}',
+     "stroke 0, point 0: coordinate is NaN"),
+]
+
+
+@pytest.mark.parametrize("bad,fragment", HOSTILE, ids=[str(i) for i in range(len(HOSTILE))])
+def test_hostile_input_is_refused_by_the_shared_prologue(bad, fragment):
+    with pytest.raises(TrajectoryFormatError) as info:
+        parse_arrows(bad, W, H, input_name="trajectories")
+    assert str(info.value).startswith("trajectories: ") and fragment in str(info.value), str(info.value)
+
+
+def test_deep_python_lists_and_too_many_numbers_are_refused_without_recursion(monkeypatch):
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(TrajectoryFormatError, match="lists nested more than 8 deep"):
+        parse_trajectories(deep, W, H)
+    from imagedynamics.ops.trajectories import validation
+
+    monkeypatch.setattr(validation, "MAX_NUMBERS", 1000)
+    many = [[[1.0, 2.0]] * 251] * 2
+    with pytest.raises(TrajectoryFormatError, match="more than 1,000 numbers"):
+        parse_trajectories(many, W, H)
+    with pytest.raises(TrajectoryFormatError, match="more than 1,000 numbers"):
+        parse_trajectories(json.dumps(many), W, H)
+    with pytest.raises(TrajectoryFormatError, match="line 126: more than 1,000 numbers"):
+        parse_trajectories("1,2,3,4,5,6,7,8\n" * 126, W, H)
+    assert parse_trajectories([[[1.0, 2.0]] * 250] * 2, W, H).num_frames == 250
+
+
+def test_a_brush_is_read_only_where_the_input_holds_one():
+    for text in ("10,20,30,40", "[[[1, 2], [3, 4]]]", '[{"x": 1, "y": 2}, {"x": 3, "y": 4}]',
+                 {"track_path": torch.zeros(2, 1, 2)}, '{"tracks": [[[1, 2], [3, 4]]]}', ""):
+        assert parse_brush(text, W, H) is None, text
+    stroke_only = parse_brush({"mode": "static", "strokes": [{"points": [[5, 5]], "radius": 2}]}, W, H)
+    assert stroke_only.invert and stroke_only.strokes[0][1] == 2.0
+    # a radius far beyond the picture paints all of it (and OpenCV's integers stay small)
+    huge = parse_brush('{"brush": {"strokes": [{"points": [[5, 5]], "radius": 900000}]}}', W, H)
+    assert bool((huge.to_mask(H, W) == 1).all())
