@@ -193,7 +193,7 @@ def train_learned(name: str, steps: int, work: pathlib.Path, first: int, last: i
 def fidelity(args) -> tuple[list[dict], list[str]]:
     from media import clip
 
-    from imagedynamics.models.renderer import load_renderer
+    from imagedynamics.models import renderer
 
     rows, lines = [], []
     learned_dir = pathlib.Path(tempfile.mkdtemp(prefix="bench_render_"))
@@ -216,7 +216,7 @@ def fidelity(args) -> tuple[list[dict], list[str]]:
         else:
             path = train_learned(name, args.steps, learned_dir, first, last)
             note = f"{args.steps} steps on frames {first}-{last - 1}, {(time.perf_counter() - t) / 60:.1f} min"
-        model = load_renderer(path)
+        model = renderer.load(path)
         for r in cases:
             with torch.no_grad():
                 out = model(r["f0"], r["flow"], r["metric"]).clamp(0, 1)

@@ -59,9 +59,10 @@ import random
 
 import torch
 
+from ..models.gid import checkpoint as gid_checkpoint
 from ..models.gid.config import GIDConfig
 from ..models.gid.losses import DenoisingLoss
-from ..models.gid.model import GIDModel, save_gid
+from ..models.gid.model import GIDModel
 from ..models.gid.unet import GIDUNet
 from ..models.gid.vae import build_vae, vae_loss
 from ..ops.optical_flow import reference_anchored_motion
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         model.vae.load_state_dict(vae.state_dict())
         model.unet.load_state_dict(accelerator.unwrap_model(unet).state_dict())
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_gid(out, model, config, stats)
+        gid_checkpoint.save(out, model, config, stats)
         print(f"wrote {out} (work dir {work})")
     accelerator.wait_for_everyone()
     return 0

@@ -53,7 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.lvmm.checkpoint import save_lvmm
+from ..models.lvmm import checkpoint as lvmm_checkpoint
 from ..models.lvmm.config import LVMMConfig
 from ..models.lvmm.model import LVMM
 from ..models.lvmm.predictor import random_affine, region_equivariance_loss
@@ -709,7 +709,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     if accelerator.is_main_process:
         model.cpu().eval()
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_lvmm(out, model, config)
+        lvmm_checkpoint.save(out, model, config)
         print(f"wrote {out} (work dir {work}, {time.monotonic() - started:.1f} s)")
     accelerator.wait_for_everyone()
     return 0

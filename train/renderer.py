@@ -47,9 +47,10 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ..models.renderer.checkpoint import save_renderer
+from ..models.renderer import checkpoint as renderer_checkpoint
+from ..models.renderer.config import ImageRendererConfig
 from ..models.renderer.metrics import brightness_constancy_metric
-from ..models.renderer.model import ImageRenderer, ImageRendererConfig
+from ..models.renderer.model import ImageRenderer
 from ..ops.optical_flow import dis_flow
 from ..ops.progress import ProgressFn
 from ..ops.render import motion_magnitude_metric
@@ -471,7 +472,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         out.parent.mkdir(parents=True, exist_ok=True)
         training = {"steps": args.steps, "crop": list(dataset.crop), "metric": args.metric, "long_side": args.long_side,
                     "max_gap": args.max_gap, "flow_preset": args.flow_preset, "videos": len(videos)}
-        save_renderer(out, model.cpu().eval(), training)
+        renderer_checkpoint.save(out, model.cpu().eval(), training)
         print(f"wrote {out} (work dir {work})")
     accelerator.wait_for_everyone()
     return 0

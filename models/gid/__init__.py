@@ -3,18 +3,19 @@
 Public API::
 
     GIDConfig.preset("full" | "small" | "tiny", **overrides)     configs (``config.py``)
-    build_gid(config, stats=None) -> GIDModel                     a fresh model
-    save_gid(path, model, config=None, stats=None)                the "gid" checkpoint family
-    load_gid(path, device="cpu") -> GIDModel                      strict; CheckpointError on a bad file
+    build_gid(config, stats=None) -> GIDModel                     a fresh model (``model.py``)
+    save(path, model, config=None, stats=None)                    the "gid" checkpoint family (``checkpoint.py``)
+    load(path, device="cpu", dtype=None) -> GIDModel              strict; CheckpointError on a bad file
     sample_spectrum(model, image, num_steps, guidance_scale, seed, loop_guidance, progress, interrupt)
         -> complex [K, 2, H, W]
     sample_spectral_volume(...) -> SpectralVolume
 
 Training: ``python -m <package>.train.gid --videos DIR --out model.safetensors`` (``train/gid.py``).
 """
-from .config import PRESETS, DiffusionConfig, GIDConfig, UNetConfig, VAEConfig
+from .checkpoint import FAMILY, from_checkpoint, load, save
+from .config import PRESETS, DiffusionConfig, GIDConfig, UNetConfig, VAEConfig, conventions
 from .losses import DenoisingLoss
-from .model import FAMILY, GIDModel, build_gid, conventions, load_gid, picture_condition, save_gid
+from .model import GIDModel, build_gid, picture_condition
 from .sampler import SamplingInterrupted, gid_endpoint_decoder, resize_spectrum, sample_spectral_volume, sample_spectrum
 from .unet import FrequencyAttention, GIDUNet
 from .vae import build_vae, multiscale_gradient_loss, vae_loss
@@ -22,7 +23,7 @@ from .vae import build_vae, multiscale_gradient_loss, vae_loss
 __all__ = [
     "DenoisingLoss", "picture_condition",
     "PRESETS", "DiffusionConfig", "GIDConfig", "UNetConfig", "VAEConfig", "FAMILY", "GIDModel", "build_gid",
-    "conventions", "load_gid", "save_gid", "SamplingInterrupted", "gid_endpoint_decoder", "resize_spectrum",
+    "conventions", "from_checkpoint", "load", "save", "SamplingInterrupted", "gid_endpoint_decoder", "resize_spectrum",
     "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
     "multiscale_gradient_loss", "vae_loss",
 ]

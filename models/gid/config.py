@@ -15,6 +15,8 @@ Presets (``GIDConfig.preset(name)``):
 ``small`` 128 x 80, T = 150, K = 16, about half the widths (VAE 0.9 M, U-Net 25 M): trainable on one consumer GPU.
 ``tiny``  64 x 40, T = 16, K = 4, VAE (16, 16) and U-Net (32, 64) (0.8 M parameters): for tests only.
 
+The noise schedule is the shared :class:`~..schedules.DiffusionConfig` (LDM's scaled-linear betas over 1000 steps).
+
 Resolution and the number of frames can be overridden: ``GIDConfig.preset("full", width=512, height=288)``
 is the paper's 512 x 288 setting (the same network at 128 x 72 latents).
 """
@@ -23,6 +25,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, check_int, check_widths, from_dict, stored_version, to_dict
+from ..schedules import DiffusionConfig
 
 CONFIG_VERSION = 1
 
@@ -69,16 +74,6 @@ class UNetConfig:
 
 
 @dataclass
-class DiffusionConfig:
-    """The noise schedule (LDM's scaled-linear betas over 1000 steps); DDPM in training, DDIM in sampling."""
-
-    num_train_timesteps: int = 1000
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    beta_schedule: str = "scaled_linear"
-
-
-@dataclass
 class GIDConfig:
     """A GID motion prior: resolution, spectral conventions, and the three networks' configs.
 
@@ -115,13 +110,24 @@ class GIDConfig:
         return self.height // f, self.width // f
 
     def validate(self) -> None:
-        """Raise ValueError when the config is inconsistent."""
+        """Raise ValueError when the config is inconsistent or beyond the limits of ``models/config.py``."""
+        u, v = self.unet, self.vae
+        check_int("width", self.width, 1, MAX_SIZE)
+        check_int("height", self.height, 1, MAX_SIZE)
+        check_int("num_frames", self.num_frames, 4, MAX_FRAMES)
+        check_int("vae.norm_num_groups", v.norm_num_groups, 1, 1024)
+        check_widths("vae.block_out_channels", v.block_out_channels, divisor=v.norm_num_groups)
+        check_int("vae.layers_per_block", v.layers_per_block, 1, MAX_LAYERS)
+        check_int("unet.norm_num_groups", u.norm_num_groups, 1, 1024)
+        check_int("unet.attention_head_dim", u.attention_head_dim, 1, 1024)
+        check_int("unet.frequency_head_dim", u.frequency_head_dim, 1, 1024)
+        check_widths("unet.block_out_channels", u.block_out_channels)
+        check_int("unet.layers_per_block", u.layers_per_block, 1, MAX_LAYERS)
+        self.diffusion.validate()
         f = self.vae.downsample_factor
         if self.width <= 0 or self.height <= 0 or self.width % f or self.height % f:
             raise ValueError(f"width x height ({self.width} x {self.height}) must be positive multiples of the "
                              f"VAE downsampling factor {f}")
-        if self.num_frames < 4:
-            raise ValueError(f"num_frames must be >= 4, got {self.num_frames}")
         if not 1 <= self.num_frequencies <= self.num_frames // 2 + 1:
             raise ValueError(f"num_frequencies must be in [1, num_frames // 2 + 1 = {self.num_frames // 2 + 1}], "
                              f"got {self.num_frequencies}")
@@ -129,43 +135,26 @@ class GIDConfig:
             raise ValueError(f"only norm='backward' is supported, got {self.norm!r}")
         if self.vae.latent_channels != 4:
             raise ValueError("the GID VAE has 4 latent channels")
-        u = self.unet
         if len(u.spatial_attention) != len(u.block_out_channels):
             raise ValueError("unet.spatial_attention needs one entry per level of unet.block_out_channels")
         for c in u.block_out_channels:
             if c % u.norm_num_groups or c % u.attention_head_dim or c % u.frequency_head_dim:
                 raise ValueError(f"unet width {c} must be divisible by norm_num_groups and the head dims")
-        for c in self.vae.block_out_channels:
-            if c % self.vae.norm_num_groups:
-                raise ValueError(f"vae width {c} must be divisible by vae.norm_num_groups")
         if not 0.0 <= u.condition_dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {u.condition_dropout}")
+        if not (self.fps > 0 and self.latent_scale > 0 and 0 < self.percentile <= 100):
+            raise ValueError(f"fps and latent_scale must be > 0 and percentile in (0, 100], got {self.fps}, "
+                             f"{self.latent_scale}, {self.percentile}")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
+        return to_dict(self, CONFIG_VERSION)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GIDConfig:
-        """Inverse of :meth:`to_dict`; raises ValueError on unknown keys or an unsupported version."""
-        data = dict(data)
-        version = int(data.pop("version", CONFIG_VERSION))
-        if version > CONFIG_VERSION:
-            raise ValueError(f"config version {version} is newer than this code ({CONFIG_VERSION})")
-
-        def build(kind, values):
-            names = {f.name for f in dataclasses.fields(kind)}
-            unknown = set(values) - names
-            if unknown:
-                raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
-            return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-
-        sub = {"vae": VAEConfig, "unet": UNetConfig, "diffusion": DiffusionConfig}
-        top = build(cls, {k: v for k, v in data.items()})
-        for key, kind in sub.items():
-            if key in top:
-                top[key] = kind(**build(kind, top[key]))
-        return cls(**top)
+        """Inverse of :meth:`to_dict`; ValueError on unknown keys, wrong types, limits or a newer version."""
+        stored_version(data, "GID config", CONFIG_VERSION)
+        return from_dict(cls, data, ignore=("version",))
 
     def replace(self, **changes) -> GIDConfig:
         return dataclasses.replace(self, **changes)
@@ -192,3 +181,15 @@ class GIDConfig:
 
 
 PRESETS = ("full", "small", "tiny")
+
+
+def conventions(config: GIDConfig) -> dict:
+    """What the predicted spectra mean (stored with every checkpoint)."""
+    return {
+        "num_frames": config.num_frames, "fps": config.fps, "width": config.width, "height": config.height,
+        "num_frequencies": config.num_frequencies, "fft_norm": config.norm,
+        "fft": "torch.fft.rfft over time of the reference-anchored displacement [T, 2, H, W] (frame 0 included)",
+        "units": "pixels at width x height; channel 0 = x (right), 1 = y (down)",
+        "normalisation": "GID Eq. 4 per frequency and real channel (re_x, im_x, re_y, im_y): "
+                         f"sign(S) sqrt(|S / s|), s = {config.percentile:g}th percentile of |S| over the data",
+    }

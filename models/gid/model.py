@@ -1,26 +1,17 @@
-"""The GID motion prior as one module (VAE + U-Net + normalisation statistics) and its checkpoint format.
+"""The GID motion prior as one module: spectral VAE + frequency-coordinated U-Net + normalisation statistics.
 
-Checkpoint: family ``"gid"``, one ``.safetensors`` file (``models/checkpoint.py``). Tensors: ``vae.*``,
-``unet.*`` and ``stats`` ([K, 4] per-frequency scales s of GID Eq. 4, channels re_x, im_x, re_y, im_y).
-Metadata config JSON: ``{"model": GIDConfig.to_dict(), "stats": s as nested lists, "conventions": {...}}``
-where the conventions say what the spectra mean: T, fps, resolution, FFT normalisation, pixel units.
+Its checkpoint format is in ``checkpoint.py``.
 """
 from __future__ import annotations
-
-import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
 from ..schedules import ddim_scheduler, ddpm_scheduler
 from .config import GIDConfig
 from .unet import GIDUNet
 from .vae import build_vae
-
-FAMILY = "gid"
-FORMAT_VERSION = 1
 
 
 def picture_condition(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -108,73 +99,25 @@ class GIDModel(nn.Module):
         """diffusers DDPMScheduler with this model's noise schedule (for ``add_noise`` in training)."""
         return ddpm_scheduler(self.config.diffusion)
 
-    def sampling_scheduler(self):
-        """diffusers DDIMScheduler with this model's noise schedule (deterministic, eta = 0 by default)."""
-        return ddim_scheduler(self.config.diffusion)
+    def sampling_scheduler(self, num_steps: int | None = None):
+        """diffusers DDIMScheduler with this model's noise schedule (deterministic, eta = 0 by default), with
+        ``set_timesteps(num_steps)`` applied when given (any count up to the schedule's length)."""
+        return ddim_scheduler(self.config.diffusion, num_steps, self.device)
 
 
 def build_gid(config: GIDConfig, stats: torch.Tensor | None = None) -> GIDModel:
     """A freshly initialised model (statistics s = 1 unless given)."""
     model = GIDModel(config)
     if stats is not None:
-        model.stats.copy_(_check_stats(stats, config.num_frequencies))
+        model.stats.copy_(check_stats(stats, config.num_frequencies))
     return model
 
 
-def _check_stats(stats: torch.Tensor, k: int) -> torch.Tensor:
+def check_stats(stats: torch.Tensor, k: int) -> torch.Tensor:
+    """The per-frequency scales s [K, 4] as float32 (ValueError unless finite, positive and [K, 4])."""
     stats = torch.as_tensor(stats, dtype=torch.float32)
     if stats.shape != (k, 4):
         raise ValueError(f"stats must be [K, 4] = [{k}, 4], got {tuple(stats.shape)}")
     if not torch.isfinite(stats).all() or (stats <= 0).any():
         raise ValueError("stats must be finite and positive")
     return stats
-
-
-def conventions(config: GIDConfig) -> dict:
-    """What the predicted spectra mean (stored with every checkpoint)."""
-    return {
-        "num_frames": config.num_frames, "fps": config.fps, "width": config.width, "height": config.height,
-        "num_frequencies": config.num_frequencies, "fft_norm": config.norm,
-        "fft": "torch.fft.rfft over time of the reference-anchored displacement [T, 2, H, W] (frame 0 included)",
-        "units": "pixels at width x height; channel 0 = x (right), 1 = y (down)",
-        "normalisation": "GID Eq. 4 per frequency and real channel (re_x, im_x, re_y, im_y): "
-                         f"sign(S) sqrt(|S / s|), s = {config.percentile:g}th percentile of |S| over the data",
-    }
-
-
-def save_gid(path: str | os.PathLike, model: GIDModel, config: GIDConfig | None = None,
-             stats: torch.Tensor | None = None) -> None:
-    """Write a ``gid`` checkpoint: weights, statistics, config and conventions (atomic)."""
-    config = config or model.config
-    stats = _check_stats(model.stats.detach().cpu() if stats is None else stats, config.num_frequencies)
-    state = {k: v for k, v in model.state_dict().items() if k != "stats"}
-    state["stats"] = stats
-    meta = {"model": config.to_dict(), "stats": stats.tolist(), "conventions": conventions(config)}
-    save_checkpoint(path, state, FAMILY, meta, version=FORMAT_VERSION)
-
-
-def load_gid(path: str | os.PathLike, device: str | torch.device = "cpu",
-             dtype: torch.dtype | None = None) -> GIDModel:
-    """Read a ``gid`` checkpoint, build its model, load strictly; returns the model in eval mode.
-
-    Raises:
-        CheckpointError: unreadable or truncated file, another family, an invalid config, or tensors that do
-            not match the config (the message names the first offending keys).
-    """
-    name = os.path.basename(os.fspath(path))
-    _, meta, state = load_checkpoint(path, expected_family=FAMILY, device="cpu")
-    try:
-        config = GIDConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{name}: the GID config in its metadata is invalid ({exc})") from exc
-    model = GIDModel(config)
-    load_state_dict_strict(model, state, name=name)
-    if "stats" in meta and torch.tensor(meta["stats"]).shape != model.stats.shape:
-        raise CheckpointError(f"{name}: metadata stats {torch.tensor(meta['stats']).shape} do not match "
-                              f"[K, 4] = {tuple(model.stats.shape)}")
-    model.requires_grad_(False)
-    model.to(device)
-    if dtype is not None:
-        model.vae.to(dtype)
-        model.unet.to(dtype)
-    return model.eval()

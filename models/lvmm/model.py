@@ -133,9 +133,10 @@ class LVMM(nn.Module):
         """diffusers DDPMScheduler with this model's noise schedule (for ``add_noise`` in training)."""
         return ddpm_scheduler(self.config.diffusion)
 
-    def sampling_scheduler(self):
-        """diffusers DDIMScheduler with this model's noise schedule (deterministic, eta = 0 by default)."""
-        return ddim_scheduler(self.config.diffusion)
+    def sampling_scheduler(self, num_steps: int | None = None):
+        """diffusers DDIMScheduler with this model's noise schedule (deterministic, eta = 0 by default), with
+        ``set_timesteps(num_steps)`` applied when given (any count up to the schedule's length)."""
+        return ddim_scheduler(self.config.diffusion, num_steps, self.device)
 
 
 def build_lvmm(config: LVMMConfig) -> LVMM:

@@ -14,7 +14,7 @@ stage-1 U-Net); :mod:`.convert` strips it.
 
 Example:
     >>> import torch
-    >>> from .configs import tiny_config
+    >>> from .config import tiny_config
     >>> net = MotionI2VControlNet(tiny_config("controlnet"))
     >>> down, mid = net(torch.randn(1, 8, 3, 8, 8), 500, torch.randn(1, 5, 16), strides=[8, 16, 24],
     ...                 control=torch.randn(1, 5, 3, 8, 8))
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import resolve_config
+from .config import resolve_config
 from .unet3d import (
     build_down_blocks,
     build_embeddings,

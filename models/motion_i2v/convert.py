@@ -37,8 +37,8 @@ Command line (from the folder that contains the pack, or by path)::
 
 Example:
     >>> import os, tempfile, torch
-    >>> from .configs import tiny_config
-    >>> from .loading import build_component
+    >>> from .config import tiny_config
+    >>> from .model import build_component
     >>> tmp = tempfile.mkdtemp()
     >>> torch.save(build_component("stage2", tiny_config("stage2")).state_dict(), os.path.join(tmp, "mm.bin"))
     >>> out = convert([os.path.join(tmp, "mm.bin")], tmp, configs={"stage2": tiny_config("stage2")})
@@ -68,9 +68,10 @@ from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
-from ..checkpoint import CheckpointError  # noqa: E402
-from .configs import COMPONENTS, resolve_config  # noqa: E402
-from .loading import build_component, compare_state_dict, save_component, shapes  # noqa: E402
+from ..checkpoint import CheckpointError, compare_shapes  # noqa: E402
+from .checkpoint import save  # noqa: E402
+from .config import COMPONENTS, resolve_config  # noqa: E402
+from .model import build_component  # noqa: E402
 
 CONTROLNET_PREFIX = "controlnet."
 VAE_ATTENTION_RENAMES = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
@@ -228,7 +229,8 @@ def convert(input_paths: str | os.PathLike | Sequence[str | os.PathLike], output
         with torch.device("meta"):
             model = build_component(comp, config)
         _fill_positional_tables(model, state)
-        problems = compare_state_dict(shapes(model.state_dict()), shapes(state))
+        problems = compare_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                                  {k: tuple(v.shape) for k, v in state.items()}, limit=5)
         if problems:
             raise CheckpointError(f"{name} ({comp}) does not fit the {comp} architecture: " + "; ".join(problems))
         resolved[comp] = config
@@ -236,7 +238,7 @@ def convert(input_paths: str | os.PathLike | Sequence[str | os.PathLike], output
     written = {}
     for comp, (state, _) in found.items():
         target = _output_path(output, comp, fp16, single_file)
-        save_component(target, state, comp, resolved[comp], fp16=fp16)
+        save(target, state, comp, resolved[comp], fp16=fp16)
         written[comp] = target
     return written
 

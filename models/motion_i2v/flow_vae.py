@@ -2,7 +2,7 @@
 
 Example:
     >>> import torch
-    >>> from .configs import tiny_config
+    >>> from .config import tiny_config
     >>> vae = build_flow_vae(tiny_config("flow_vae"))
     >>> z = encode_flow(vae, torch.zeros(3, 2, 32, 48), sample=False)
     >>> z.shape, decode_flow(vae, z).shape
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .configs import resolve_config
+from .config import resolve_config
 from .constants import LATENT_SCALE, denormalise_flow, normalise_flow
 
 

@@ -6,12 +6,12 @@ optional ControlNet residuals (same control for both halves), then the flow VAE 
 ``latents / 0.18215`` and the output maps to pixels; a motion brush multiplies the flow by ``1 - static``.
 
 Stage 2 (:func:`sample_stage2`, reference implementation over :class:`~.unet3d.MotionI2VUNet3D` built with
-:func:`~.configs.stage2_unet_config`): the clean reference latent replaces frame 0 before every step and at
+:func:`~.config.stage2_unet_config`): the clean reference latent replaces frame 0 before every step and at
 the end; with a motion brush, still regions are reset to the reference latent noised to the next timestep.
 
 Example:
     >>> import torch
-    >>> from .configs import tiny_config
+    >>> from .config import tiny_config
     >>> from .unet3d import MotionI2VUNet3D
     >>> from .flow_vae import build_flow_vae
     >>> unet, vae = MotionI2VUNet3D(tiny_config("stage1")), build_flow_vae(tiny_config("flow_vae"))

@@ -30,7 +30,7 @@ released name                          position
 
 Example:
     >>> import torch
-    >>> from .configs import tiny_config
+    >>> from .config import tiny_config
     >>> modules = Stage2MotionModules(tiny_config("stage2"))
     >>> [name for name, _ in modules.named_motion_modules()][:2]
     ['down_blocks.0.motion_modules.0', 'down_blocks.1.motion_modules.0']
@@ -46,7 +46,7 @@ from typing import Any
 
 from torch import nn
 
-from .configs import resolve_config
+from .config import resolve_config
 from .temporal import TemporalModule, temporal_module_from_config
 
 
@@ -62,7 +62,7 @@ class Stage2MotionModules(nn.Module):
     """All temporal modules of the stage-2 U-Net, named as in ``motion_block.bin``.
 
     Args:
-        config: a ``stage2`` config (:func:`~.configs.full_config` / :func:`~.configs.tiny_config`).
+        config: a ``stage2`` config (:func:`~.config.full_config` / :func:`~.config.tiny_config`).
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -112,7 +112,7 @@ class Stage2MotionModules(nn.Module):
     @classmethod
     def from_unet(cls, unet: nn.Module) -> Stage2MotionModules:
         """The motion modules of a stage-2 :class:`~.unet3d.MotionI2VUNet3D`, as a standalone container."""
-        from .configs import stage2_config_from_unet
+        from .config import stage2_config_from_unet
 
         modules = cls(stage2_config_from_unet(unet.config))
         modules.load_state_dict({k: v for k, v in unet.state_dict().items() if ".motion_modules." in k})

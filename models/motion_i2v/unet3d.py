@@ -14,7 +14,7 @@ Spatial layers run on frames folded into the batch (``[(B*F), C, h, w]``, video-
 
 Example:
     >>> import torch
-    >>> from .configs import tiny_config
+    >>> from .config import tiny_config
     >>> unet = MotionI2VUNet3D(tiny_config("stage1"))
     >>> x = torch.randn(1, 8, 3, 8, 8)                  # [B, C, F, h, w]
     >>> ctx = torch.randn(1, 5, 16)
@@ -31,7 +31,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2DCrossAttn, get_down_block, get_up_block
 from torch import nn
 
-from .configs import resolve_config
+from .config import resolve_config
 from .temporal import temporal_module_from_config
 
 
@@ -206,8 +206,8 @@ class MotionI2VUNet3D(nn.Module):
     """Stage-1 flow U-Net (or, with ``use_stride_embedding=False`` and 4 inputs, the stage-2 U-Net).
 
     Args:
-        config: a config from :func:`~.configs.full_config` / :func:`~.configs.tiny_config` ("stage1") or
-            :func:`~.configs.stage2_unet_config`; missing keys take full-size values.
+        config: a config from :func:`~.config.full_config` / :func:`~.config.tiny_config` ("stage1") or
+            :func:`~.config.stage2_unet_config`; missing keys take full-size values.
 
     ``forward(sample, timestep, encoder_hidden_states, strides=None, control=None, flows=None)``:
         sample: ``[B, in_channels, F, h, w]`` (stage 1: ``cat([image latent, noisy flow latent], dim=1)``).

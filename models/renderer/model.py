@@ -34,10 +34,6 @@ goes to p + d(p)); metric [B, 1, H, W]; intention [B, 1, H, W] in [0, 1]. Any H,
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -46,92 +42,7 @@ from ...ops.fill import fill_holes
 from ...ops.render import extend_border
 from ...ops.splat import softsplat
 from ...ops.warp import backward_warp, invert_flow, resize_flow
-
-CONFIG_VERSION = 2  # 2: extend_border (version 1 checkpoints were trained without it)
-
-
-@dataclass
-class ImageRendererConfig:
-    """Architecture of :class:`ImageRenderer` (stored as JSON in its checkpoints).
-
-    Attributes:
-        channels: encoder feature channels per pyramid level; level l is at 1 / 2^l of the picture, so
-            ``len(channels)`` is the number of levels.
-        decoder_channels: decoder channels per level (default: ``channels``).
-        blocks: residual blocks per decoder level.
-        guided_fill: give the decoder the flow-guided fill candidate (see the module docstring).
-        fill_features: fill the holes of every level's splatted features by push-pull before the decoder sees
-            them (with the coverage channel telling which values are interpolated), instead of zeros.
-        extend_border: fill the base frame's holes whose content enters through the border by continuing the
-            border along the motion, as the pixel renderer does (``ops.render.extend_border``).
-        hole_threshold: bilinear coverage under which a pixel is a hole (as ``ops.render``).
-        metric_scale: scale of the brightness-constancy metric the renderer was trained with (informative; the
-            caller computes the metric).
-    """
-
-    channels: tuple[int, ...] = (32, 64, 128)
-    decoder_channels: tuple[int, ...] | None = None
-    blocks: int = 2
-    guided_fill: bool = True
-    fill_features: bool = True
-    extend_border: bool = True
-    hole_threshold: float = 1e-3
-    metric_scale: float = 50.0
-
-    def __post_init__(self) -> None:
-        self.channels = tuple(int(c) for c in self.channels)
-        if self.decoder_channels is None:
-            self.decoder_channels = self.channels
-        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
-        self.validate()
-
-    @property
-    def levels(self) -> int:
-        return len(self.channels)
-
-    def validate(self) -> None:
-        if not self.channels or min(self.channels) < 1:
-            raise ValueError(f"channels must be a non-empty tuple of positive ints, got {self.channels}")
-        if len(self.decoder_channels) != len(self.channels) or min(self.decoder_channels) < 1:
-            raise ValueError(f"decoder_channels must give {len(self.channels)} positive ints, "
-                             f"got {self.decoder_channels}")
-        if int(self.blocks) < 0:
-            raise ValueError(f"blocks must be >= 0, got {self.blocks}")
-        if not self.hole_threshold > 0:
-            raise ValueError(f"hole_threshold must be > 0, got {self.hole_threshold}")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["channels"] = list(self.channels)
-        data["decoder_channels"] = list(self.decoder_channels)
-        data["version"] = CONFIG_VERSION
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImageRendererConfig:
-        """Build from :meth:`to_dict` output; keys that are not fields (version, training notes) are ignored."""
-        if not isinstance(data, dict):
-            raise TypeError(f"config must be a dict, got {type(data).__name__}")
-        version = int(data.get("version", CONFIG_VERSION))
-        if version > CONFIG_VERSION:
-            raise ValueError(f"renderer config version {version} is newer than this code ({CONFIG_VERSION})")
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        if version < 2:
-            values.setdefault("extend_border", False)  # what those renderers were trained with
-        for key in ("channels", "decoder_channels"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
-        return cls(**values)
-
-    @classmethod
-    def preset(cls, name: str = "default") -> ImageRendererConfig:
-        """``default`` (32, 64, 128) x 2 blocks (~1.3 M parameters); ``small`` (16, 32, 64); ``tiny`` for tests."""
-        presets = {"default": cls(), "small": cls(channels=(16, 32, 64), blocks=2),
-                   "tiny": cls(channels=(8, 8, 16), blocks=1)}
-        if name not in presets:
-            raise ValueError(f"preset must be one of {sorted(presets)}, got {name!r}")
-        return presets[name]
+from .config import ImageRendererConfig
 
 
 class ResBlock(nn.Module):

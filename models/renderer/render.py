@@ -35,7 +35,7 @@ def render_frames_learned(model: ImageRenderer, image: torch.Tensor, displacemen
         frames [T, 3, H, W] (``out`` when given, else in ``image``'s dtype and device), and the hole fractions.
 
     Example:
-        >>> from .model import ImageRendererConfig
+        >>> from .config import ImageRendererConfig
         >>> model = ImageRenderer(ImageRendererConfig.preset("tiny"))
         >>> frames = render_frames_learned(model, torch.rand(1, 3, 16, 16), torch.zeros(5, 2, 16, 16))
         >>> frames.shape

@@ -24,11 +24,12 @@ def test_an_untrained_renderer_reproduces_the_pixel_renderer(comfy, learned_prom
     checks that the picture, the motion, the metric and the fill reach the learned path as they reach the pixel one."""
     import torch
 
-    from imagedynamics.models.renderer import ImageRenderer, ImageRendererConfig, save_renderer
+    from imagedynamics.models import renderer
+    from imagedynamics.models.renderer import ImageRenderer, ImageRendererConfig
 
     torch.manual_seed(0)
     path = comfy.base_dir / "models" / "motion_models" / "renderer_untrained.safetensors"
-    save_renderer(path, ImageRenderer(ImageRendererConfig.preset("tiny")))
+    renderer.save(path, ImageRenderer(ImageRendererConfig.preset("tiny")))
     prompt = learned_prompt()
     prompt["3"]["inputs"]["model_name"] = path.name
     untrained = _render(comfy, prompt)

@@ -1,6 +1,6 @@
 """Tiny Motion-I2V checkpoints for the example workflows and integration tests (random weights, seconds).
 
-Every component has the released architecture at a tiny size (``models.motion_i2v.configs.tiny_config``),
+Every component has the released architecture at a tiny size (``models.motion_i2v.config.tiny_config``),
 with two changes so that it plugs into the tiny SD 1.5 checkpoint of :mod:`tiny_sd15`:
 
 - stage 1 and the ControlNet take 768-wide text embeddings (the CLIP of an SD 1.5 checkpoint);
@@ -28,7 +28,7 @@ def configs() -> dict[str, dict]:
     """The tiny configs of the four components (stage 2 matches :data:`tiny_sd15.UNET`)."""
     from tiny_sd15 import UNET
 
-    from imagedynamics.models.motion_i2v.configs import tiny_config
+    from imagedynamics.models.motion_i2v.config import tiny_config
 
     stage1 = {**tiny_config("stage1"), "cross_attention_dim": UNET["context_dim"]}
     controlnet = {**tiny_config("controlnet"), "cross_attention_dim": UNET["context_dim"]}
@@ -49,13 +49,14 @@ def _wake_zero_layers(model: torch.nn.Module, generator: torch.Generator, std: f
 
 
 def make_component(path: pathlib.Path, component: str, seed: int = 0) -> None:
-    from imagedynamics.models.motion_i2v.loading import build_component, save_component
+    from imagedynamics.models.motion_i2v.checkpoint import save
+    from imagedynamics.models.motion_i2v.model import build_component
 
     torch.manual_seed(seed)
     config = configs()[component]
     model = build_component(component, config)
     _wake_zero_layers(model, torch.Generator().manual_seed(seed + 1))
-    save_component(path, model, component, config)
+    save(path, model, component, config)
     ensure_core_checkpoint(path)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from media import picture
 
+from imagedynamics.models import gid
 from imagedynamics.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from imagedynamics.models.gid import (
     FAMILY,
@@ -16,12 +17,10 @@ from imagedynamics.models.gid import (
     build_gid,
     build_vae,
     gid_endpoint_decoder,
-    load_gid,
     multiscale_gradient_loss,
     resize_spectrum,
     sample_spectral_volume,
     sample_spectrum,
-    save_gid,
     vae_loss,
 )
 from imagedynamics.models.guidance import LoopGuidance, loop_loss, renoise
@@ -170,13 +169,13 @@ def test_stage2_freezes_all_but_frequency_attention():
 
 def test_save_load_round_trip(model, tmp_path):
     path = tmp_path / "gid.safetensors"
-    save_gid(path, model)
+    gid.save(path, model)
     family, meta, _ = load_checkpoint(path, "gid")
     assert family == FAMILY
     assert meta["conventions"]["num_frames"] == TINY.num_frames
     assert meta["conventions"]["fft_norm"] == "backward"
     assert meta["stats"] == model.stats.tolist()
-    loaded = load_gid(path)
+    loaded = gid.load(path)
     assert torch.equal(loaded.stats, model.stats)
     z, cond = _inputs()
     assert torch.equal(loaded.predict_noise(z, 100, cond), model.predict_noise(z, 100, cond))
@@ -184,18 +183,18 @@ def test_save_load_round_trip(model, tmp_path):
 
 def test_bad_checkpoints(model, tmp_path):
     good = tmp_path / "good.safetensors"
-    save_gid(good, model)
+    gid.save(good, model)
     data = good.read_bytes()
 
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError):
-        load_gid(truncated)
+        gid.load(truncated)
 
     other = tmp_path / "other.safetensors"
     save_checkpoint(other, {"w": torch.zeros(2)}, "lvmm", {})
     with pytest.raises(CheckpointError, match="'lvmm' checkpoint"):
-        load_gid(other)
+        gid.load(other)
 
     _, meta, state = load_checkpoint(good, "gid")
     wider = json.loads(json.dumps(meta))
@@ -203,14 +202,14 @@ def test_bad_checkpoints(model, tmp_path):
     mismatched = tmp_path / "mismatched.safetensors"
     save_checkpoint(mismatched, state, "gid", wider)
     with pytest.raises(CheckpointError, match="does not match"):
-        load_gid(mismatched)
+        gid.load(mismatched)
 
     broken = json.loads(json.dumps(meta))
     broken["model"]["width"] = 63
     invalid = tmp_path / "invalid.safetensors"
     save_checkpoint(invalid, state, "gid", broken)
     with pytest.raises(CheckpointError, match="config"):
-        load_gid(invalid)
+        gid.load(invalid)
 
 
 # ------------------------------------------------------------------------------------------- sampling

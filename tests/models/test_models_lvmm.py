@@ -9,6 +9,7 @@ import pytest
 import torch
 from media import clip_path, picture
 
+from imagedynamics.models import lvmm
 from imagedynamics.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from imagedynamics.models.guidance import LoopGuidance
 from imagedynamics.models.long_video import RescheduleConfig
@@ -17,10 +18,8 @@ from imagedynamics.models.lvmm import (
     LVMMConfig,
     SamplingInterrupted,
     interpolate_time,
-    load_lvmm,
     render_with_lvmm,
     sample_latent_motion,
-    save_lvmm,
     transfer_latents,
 )
 from imagedynamics.models.lvmm.predictor import local_cost_volume, region_parameters
@@ -170,12 +169,12 @@ def test_checkpoint_round_trip_through_the_registry(trained, tmp_path):
     path, family, meta, model = trained
     assert family == "lvmm" and isinstance(model, LVMM) and not model.training
     assert meta["conventions"]["flow_size"] == [32, 32]
-    direct = load_lvmm(path)
+    direct = lvmm.load(path)
     for (k, a), (k2, b) in zip(model.state_dict().items(), direct.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     assert model.config.flow_scale > 0 and model.config.latent_scale > 0
     again = tmp_path / "again.safetensors"
-    save_lvmm(again, model)
+    lvmm.save(again, model)
     _, _, copy = build_from_file(again)
     assert copy.config == model.config
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), copy.state_dict().values()))

@@ -11,11 +11,12 @@ import torch
 
 from imagedynamics.models.checkpoint import CheckpointError, read_header
 from imagedynamics.models.motion_i2v import constants as C
-from imagedynamics.models.motion_i2v.configs import full_config, stage2_unet_config, tiny_config
+from imagedynamics.models.motion_i2v.checkpoint import load, save
+from imagedynamics.models.motion_i2v.config import full_config, stage2_unet_config, tiny_config
 from imagedynamics.models.motion_i2v.controlnet import MotionI2VControlNet
 from imagedynamics.models.motion_i2v.convert import convert, main, map_key_names
 from imagedynamics.models.motion_i2v.flow_vae import build_flow_vae, decode_flow, encode_flow
-from imagedynamics.models.motion_i2v.loading import build_component, load_component
+from imagedynamics.models.motion_i2v.model import build_component
 from imagedynamics.models.motion_i2v.sampler import (
     make_control,
     sample_stage1,
@@ -115,8 +116,8 @@ def test_convert_round_trip_bit_exact(tmp_path, component):
     family, _, header_config = read_header(written[component])
     assert family == f"motion_i2v.{component}"
     assert header_config["conventions"]["latent_scale"] == C.LATENT_SCALE
-    name, _, model = load_component(written[component])
-    assert name == component
+    model = load(written[component])
+    assert model.pack_component == component
     loaded = model.state_dict()
     assert set(loaded) == set(state)
     for key, value in state.items():
@@ -129,7 +130,7 @@ def test_convert_fills_missing_positional_tables(tmp_path):
     state = _random_state(Stage2MotionModules(config), 4)
     source = tmp_path / "no_pe.bin"
     torch.save({k: v for k, v in state.items() if not k.endswith("pos_encoder.pe")}, source)
-    _, _, model = load_component(convert(source, tmp_path, configs={"stage2": config})["stage2"])
+    model = load(convert(source, tmp_path, configs={"stage2": config})["stage2"])
     table = model.state_dict()["up_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0"
                                ".attention_blocks.1.pos_encoder.pe"]
     assert table.shape == (1, 32, 32)
@@ -148,7 +149,7 @@ def test_convert_splits_a_unet_file_holding_the_controlnet(tmp_path):
     written = convert(source, tmp_path, configs={"stage1": tiny_config("stage1"),
                                                  "controlnet": tiny_config("controlnet")})
     assert sorted(written) == ["controlnet", "stage1"]
-    _, _, cn = load_component(written["controlnet"], component="controlnet")
+    cn = load(written["controlnet"], component="controlnet")
     assert all(torch.equal(cn.state_dict()[k], v) for k, v in cn_state.items())
 
 
@@ -167,7 +168,7 @@ def test_fp16_halves_the_tensor_bytes(tmp_path):
     half = convert(source, tmp_path / "fp16.safetensors", fp16=True, configs={"stage2": config})["stage2"]
     assert _data_bytes(half) * 2 == _data_bytes(full)
     assert half.stat().st_size < 0.6 * full.stat().st_size
-    _, _, model = load_component(half, dtype=torch.float32)
+    model = load(half, dtype=torch.float32)
     for key, value in state.items():
         assert torch.equal(model.state_dict()[key], value.half().float()), key
 
@@ -189,13 +190,11 @@ def test_convert_rejects_wrong_architectures(tmp_path):
         convert(sd15, tmp_path / "z")
 
 
-def test_load_component_checks_the_family(tmp_path):
+def test_load_checks_the_family(tmp_path):
     path = tmp_path / "mm.safetensors"
-    from imagedynamics.models.motion_i2v.loading import save_component
-
-    save_component(path, Stage2MotionModules(tiny_config("stage2")), "stage2")
+    save(path, Stage2MotionModules(tiny_config("stage2")), "stage2")
     with pytest.raises(CheckpointError, match="expected motion_i2v.stage1"):
-        load_component(path, component="stage1")
+        load(path, component="stage1")
 
 
 def test_command_line(tmp_path, capsys):

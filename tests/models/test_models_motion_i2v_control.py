@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imagedynamics.models.motion_i2v.configs import tiny_config
+from imagedynamics.models.motion_i2v.config import tiny_config
 from imagedynamics.models.motion_i2v.constants import LATENT_SCALE, make_scheduler, normalise_flow
 from imagedynamics.models.motion_i2v.controlnet import MotionI2VControlNet
 from imagedynamics.models.motion_i2v.flow_vae import encode_normalised

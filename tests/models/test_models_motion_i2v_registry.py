@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imagedynamics.models.checkpoint import CheckpointError, save_checkpoint
-from imagedynamics.models.motion_i2v.checkpoint import from_checkpoint
-from imagedynamics.models.motion_i2v.configs import FAMILIES, tiny_config
-from imagedynamics.models.motion_i2v.loading import build_component, save_component
+from imagedynamics.models.checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from imagedynamics.models.motion_i2v.checkpoint import from_checkpoint, save
+from imagedynamics.models.motion_i2v.config import FAMILIES, tiny_config
+from imagedynamics.models.motion_i2v.model import build_component
 from imagedynamics.models.registry import build_from_file
 
 
@@ -20,7 +20,7 @@ def test_every_family_loads_bit_exactly(tmp_path, component, fp16):
         for p in model.parameters():
             p.add_(torch.randn_like(p))                       # no zero-initialised layer left to hide a mix-up
     path = tmp_path / f"{component}.safetensors"
-    save_component(path, model, component, fp16=fp16)
+    save(path, model, component, fp16=fp16)
     family, config, loaded = build_from_file(path)
     assert family == FAMILIES[component] and config["conventions"]["latent_scale"] == 0.18215
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
@@ -36,11 +36,11 @@ def test_wrong_tensors_or_family_raise_checkpoint_errors(tmp_path):
     config = tiny_config("stage2")
     state.pop(next(iter(state)))
     with pytest.raises(CheckpointError, match="missing"):
-        from_checkpoint("motion_i2v.stage2", config, state)
+        from_checkpoint(Checkpoint.from_state_dict("motion_i2v.stage2", config, state))
     with pytest.raises(CheckpointError, match="not a Motion-I2V family"):
-        from_checkpoint("motion_i2v.stage3", config, state)
-    with pytest.raises(CheckpointError, match="config is invalid"):
-        from_checkpoint("motion_i2v.stage2", {**config, "bogus": 1}, state)
+        from_checkpoint(Checkpoint.from_state_dict("motion_i2v.stage3", config, state))
+    with pytest.raises(CheckpointError, match="config in its metadata is invalid"):
+        from_checkpoint(Checkpoint.from_state_dict("motion_i2v.stage2", {**config, "bogus": 1}, state))
     path = tmp_path / "odd.safetensors"
     save_checkpoint(path, {"x": torch.zeros(1)}, "motion_i2v.flow_vae", tiny_config("flow_vae"))
     with pytest.raises(CheckpointError):

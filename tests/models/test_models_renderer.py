@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from media import picture
 
+from imagedynamics.models import renderer
 from imagedynamics.models.checkpoint import CheckpointError, save_checkpoint
 from imagedynamics.models.registry import build_from_file
 from imagedynamics.models.renderer import (
@@ -15,9 +16,7 @@ from imagedynamics.models.renderer import (
     ImageRendererConfig,
     brightness_constancy_metric,
     level_sizes,
-    load_renderer,
     render_frames_learned,
-    save_renderer,
 )
 from imagedynamics.ops.render import motion_magnitude_metric, render_frames
 
@@ -242,14 +241,14 @@ def test_brightness_metric_beats_motion_metric_under_a_pan():
 def test_checkpoint_round_trip_through_registry(tmp_path):
     model = _randomise_output(_tiny(), seed=1)
     path = tmp_path / "r.safetensors"
-    save_renderer(path, model, training={"steps": 3})
+    renderer.save(path, model, training={"steps": 3})
     family, config, loaded = build_from_file(path, expected_family="renderer")
     assert family == "renderer" and isinstance(loaded, ImageRenderer)
     assert config["training"] == {"steps": 3} and loaded.config == model.config
     image, disp = torch.rand(1, 3, 20, 24), torch.randn(1, 2, 20, 24)
     with torch.no_grad():
         assert torch.equal(loaded(image, disp), model(image, disp))
-    assert torch.equal(load_renderer(path).out.weight, model.out.weight)
+    assert torch.equal(renderer.load(path).out.weight, model.out.weight)
 
 
 def test_checkpoint_errors(tmp_path):
@@ -259,9 +258,9 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="expected renderer"):
         build_from_file(wrong, expected_family="renderer")
     with pytest.raises(CheckpointError, match="'gid' checkpoint"):
-        load_renderer(wrong)
+        renderer.load(wrong)
     good = tmp_path / "r.safetensors"
-    save_renderer(good, model)
+    renderer.save(good, model)
     truncated = tmp_path / "truncated.safetensors"
     data = good.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
@@ -274,4 +273,4 @@ def test_checkpoint_errors(tmp_path):
     bad_config = tmp_path / "bad.safetensors"
     save_checkpoint(bad_config, model.state_dict(), "renderer", {"channels": []})
     with pytest.raises(CheckpointError, match="invalid"):
-        load_renderer(bad_config)
+        renderer.load(bad_config)

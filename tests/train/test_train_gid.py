@@ -7,7 +7,8 @@ import pytest
 import torch
 from media import clip, clip_path
 
-from imagedynamics.models.gid import load_gid, sample_spectrum
+from imagedynamics.models import gid
+from imagedynamics.models.gid import sample_spectrum
 from imagedynamics.ops.spectral import spectrum_to_motion
 from imagedynamics.train.common import read_log
 from imagedynamics.train.gid import main
@@ -86,7 +87,7 @@ def test_loss_falls(run, phase, factor):
 
 
 def test_checkpoint_loads_and_samples(run):
-    model = load_gid(run["out"])
+    model = gid.load(run["out"])
     cfg = model.config
     assert (cfg.width, cfg.height, cfg.num_frames, cfg.num_frequencies) == (64, 40, 16, 4)
     assert cfg.latent_scale > 0 and cfg.latent_scale != 1.0  # measured by the trainer

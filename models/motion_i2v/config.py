@@ -25,6 +25,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..config import MAX_CHANNELS, MAX_FRAMES, MAX_LAYERS, MAX_LEVELS, MAX_SIZE, check_int, check_widths
+
 COMPONENTS = ("stage1", "controlnet", "flow_vae", "stage2")
 FAMILIES = {name: f"motion_i2v.{name}" for name in COMPONENTS}
 COMPONENT_OF_FAMILY = {family: name for name, family in FAMILIES.items()}
@@ -148,26 +150,59 @@ def _check_component(component: str) -> str:
 
 
 def resolve_config(component: str, config: dict[str, Any] | None) -> dict[str, Any]:
-    """Full-size defaults overridden by ``config``; unknown keys raise ``ValueError``.
+    """Full-size defaults overridden by ``config``; unknown keys or values beyond the limits of
+    ``models/config.py`` raise ``ValueError`` (checked before anything is built).
 
     A ``"conventions"`` entry (stored in checkpoints, see :data:`~.constants.CONVENTIONS`) is kept as is.
     """
     base = full_config(component)
     out = copy.deepcopy(base)
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"the {component} config must be a JSON object, got {type(config).__name__}")
     for key, value in (config or {}).items():
         if key == "conventions":
             out[key] = copy.deepcopy(value)
         elif key not in base:
             raise ValueError(f"unknown {component} config key {key!r}")
         elif key == "motion_module":
+            if not isinstance(value, dict):
+                raise ValueError(f"motion_module must be a JSON object, got {type(value).__name__}")
             unknown = set(value) - set(base[key])
             if unknown:
                 raise ValueError(f"unknown motion_module config keys {sorted(unknown)}")
             out[key] = {**base[key], **copy.deepcopy(value)}
         else:
             out[key] = copy.deepcopy(value)
+    _check_limits(out)
     n = len(out.get("block_out_channels", []))
     for key in ("down_block_types", "up_block_types"):
         if key in out and len(out[key]) != n:
             raise ValueError(f"{key} has {len(out[key])} entries for {n} block_out_channels")
     return out
+
+
+# key -> (low, high) for the integers a config may hold
+_INT_LIMITS = {
+    "in_channels": (1, 64), "out_channels": (1, 64), "latent_channels": (1, 64), "conditioning_channels": (1, 64),
+    "layers_per_block": (1, MAX_LAYERS // 2), "cross_attention_dim": (1, 2 * MAX_CHANNELS),
+    "num_attention_heads": (1, 128), "norm_num_groups": (1, 1024), "downsample_padding": (0, 8),
+    "freq_shift": (0, 8), "conditioning_hidden_channels": (1, MAX_CHANNELS), "sample_size": (1, MAX_SIZE),
+}
+_MOTION_MODULE_LIMITS = {"num_attention_heads": (1, 128), "num_transformer_block": (1, MAX_LAYERS),
+                         "num_attention_blocks": (1, MAX_LAYERS), "max_len": (1, MAX_FRAMES), "dim_div": (1, 64)}
+
+
+def _check_limits(config: dict[str, Any]) -> None:
+    for key, (low, high) in _INT_LIMITS.items():
+        if key in config:
+            check_int(key, config[key], low, high)
+    if "block_out_channels" in config:
+        check_widths("block_out_channels", config["block_out_channels"], divisor=config.get("norm_num_groups", 1))
+    for key in ("down_block_types", "up_block_types"):
+        if key in config and not (isinstance(config[key], list) and all(isinstance(t, str) for t in config[key])):
+            raise ValueError(f"{key} must be a list of block type names, got {config[key]!r}")
+    if "motion_module_resolutions" in config:
+        check_widths("motion_module_resolutions", config["motion_module_resolutions"], high=64, max_levels=MAX_LEVELS)
+    for key, (low, high) in _MOTION_MODULE_LIMITS.items():
+        if key in config.get("motion_module", {}):
+            check_int(f"motion_module.{key}", config["motion_module"][key], low, high)
