@@ -67,11 +67,31 @@ CONVENTIONS: dict[str, Any] = {
 """Stored in every converted checkpoint's config under ``"conventions"``."""
 
 
+REFERENCE_TIMESTEP = 1
+"""Stage 2 embeds frame 0 (the clean reference latent) at this timestep at every step, and frames 1..F-1 at the
+step's own timestep (the official stage-2 U-Net's ``one_t_emb``)."""
+
+
 def make_scheduler():
     """A fresh diffusers ``DDIMScheduler`` with the settings of :data:`SCHEDULER_KWARGS`."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(**SCHEDULER_KWARGS)
+
+
+def training_betas() -> torch.Tensor:
+    """``[1000]`` float32 betas both stages were trained with: linear in beta from 0.00085 to 0.012.
+
+    This is diffusers' ``beta_schedule="linear"``; SD 1.5 checkpoints themselves use "scaled_linear" (linear in
+    sqrt(beta)), which ComfyUI calls "linear". Computed exactly as diffusers' DDIMScheduler does (float32), so
+    that a ComfyUI ``model_sampling`` built from it has the scheduler's own ``alphas_cumprod``.
+
+    Example:
+        >>> betas = training_betas()
+        >>> betas.shape, round(float(betas[0]), 5), round(float(betas[-1]), 5)
+        (torch.Size([1000]), 0.00085, 0.012)
+    """
+    return make_scheduler().betas.clone()
 
 
 def _check_flow(flow: torch.Tensor, name: str) -> None:

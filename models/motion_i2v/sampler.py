@@ -6,8 +6,15 @@ optional ControlNet residuals (same control for both halves), then the flow VAE 
 ``latents / 0.18215`` and the output maps to pixels; a motion brush multiplies the flow by ``1 - static``.
 
 Stage 2 (:func:`sample_stage2`, reference implementation over :class:`~.unet3d.MotionI2VUNet3D` built with
-:func:`~.config.stage2_unet_config`): the clean reference latent replaces frame 0 before every step and at
-the end; with a motion brush, still regions are reset to the reference latent noised to the next timestep.
+:func:`~.config.stage2_unet_config`), as the official ``AnimationPipeline`` runs it: DDIM on the linear-beta
+schedule the weights were trained with; the clean reference latent replaces frame 0 before every step and at
+the end, and is embedded at ``t = 1`` whatever the step; the reference features are paired with the guidance
+pair's videos as the official motion module tiles them (``pairing``); with a motion brush, still regions are
+reset to the reference latent noised (with the initial noise) to the next timestep, after every step but
+the last.
+
+Both samplers report ``progress(done, total)`` after every step (:mod:`ops.progress`); a callback that raises
+stops them and nothing is returned.
 
 Example:
     >>> import torch
@@ -22,16 +29,23 @@ Example:
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import CONTROL_SCALE, GUIDANCE_SCALE, NUM_INFERENCE_STEPS, STRIDES, make_scheduler, normalise_flow
+from ...ops.progress import ProgressFn, report
+from .constants import (
+    CONTROL_SCALE,
+    GUIDANCE_SCALE,
+    NUM_INFERENCE_STEPS,
+    REFERENCE_TIMESTEP,
+    STRIDES,
+    make_scheduler,
+    normalise_flow,
+)
 from .flow_vae import decode_flow, encode_normalised, vae_downscale
-
-Callback = Callable[[int, int, torch.Tensor], None]
 
 
 def _randn(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -120,7 +134,7 @@ def sample_stage1(unet: nn.Module, flow_vae: nn.Module, image_latent: torch.Tens
                   controlnet: nn.Module | None = None, control: torch.Tensor | None = None,
                   control_scale: float = CONTROL_SCALE, static_mask: torch.Tensor | None = None,
                   generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
-                  callback: Callback | None = None) -> torch.Tensor:
+                  progress: ProgressFn | None = None) -> torch.Tensor:
     """Predict ``N = len(strides)`` reference-anchored flows from a picture (Motion-I2V stage 1, DDIM).
 
     Args:
@@ -135,7 +149,7 @@ def sample_stage1(unet: nn.Module, flow_vae: nn.Module, image_latent: torch.Tens
             condition from :func:`make_control`; ``control_scale`` multiplies its residuals.
         static_mask: optional ``[H, W]`` motion brush, 1 = still: the flow there is exactly zero.
         generator: for the initial noise; ``latents`` ``[1, 4, N, h, w]`` replaces that noise.
-        callback: ``callback(step_index, timestep, latents)`` after every step.
+        progress: ``progress(done, num_steps)`` after every step; may raise to stop.
 
     Returns:
         ``[N, 2, H, W]`` float32 displacements in pixels (``H, W = 8h, 8w``), frame i+1 relative to frame 0.
@@ -174,8 +188,7 @@ def sample_stage1(unet: nn.Module, flow_vae: nn.Module, image_latent: torch.Tens
             residuals = controlnet(x, t, context, stride_t, control, scale=control_scale)
         eps = unet(x, t, context, strides=stride_t, control=residuals).float()
         latents = scheduler.step(_guided(eps, guidance_scale, cfg), t, latents).prev_sample
-        if callback is not None:
-            callback(i, int(t), latents)
+        report(progress, i + 1, len(scheduler.timesteps))
     flow_latents = latents[0].permute(1, 0, 2, 3)                       # [N, 4, h, w]
     return decode_flow(flow_vae, flow_latents, static_mask=None if still is None else still.to(device))
 
@@ -184,16 +197,23 @@ def sample_stage1(unet: nn.Module, flow_vae: nn.Module, image_latent: torch.Tens
 def sample_stage2(unet: nn.Module, reference_latent: torch.Tensor, flows: torch.Tensor, cond: torch.Tensor,
                   uncond: torch.Tensor | None = None, *, num_steps: int = NUM_INFERENCE_STEPS,
                   guidance_scale: float = GUIDANCE_SCALE, static_mask: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
-                  callback: Callback | None = None) -> torch.Tensor:
+                  pairing: str = "official", generator: torch.Generator | None = None,
+                  latents: torch.Tensor | None = None, progress: ProgressFn | None = None) -> torch.Tensor:
     """Render ``F`` frame latents from the reference latent and flows (Motion-I2V stage 2, DDIM).
 
     Args:
         unet: stage-2 :class:`~.unet3d.MotionI2VUNet3D` (``stage2_unet_config``: 4 channels, no strides).
-        reference_latent: ``[1, 4, h, w]`` SD-VAE latent of the picture (normal -1..1 input) times 0.18215.
+        reference_latent: ``[1, 4, h, w]`` SD-VAE latent of the picture (normal -1..1 input) times 0.18215. The
+            official pipeline draws it from the VAE posterior (``latent_dist.sample()``); ComfyUI's VAE Encode
+            gives the posterior mean.
         flows: ``[F, 2, H, W]`` pixel displacements of every frame from frame 0 (frame 0 = zeros, see
             :func:`with_reference_frame`), at any resolution (the attention rescales them).
+        cond, uncond: ``[1, L, D]`` text embeddings; guidance (uncond first, as officially) runs when
+            ``uncond`` is given and ``guidance_scale > 1``.
         static_mask: optional ``[H, W]`` (any resolution) motion brush, 1 = still.
+        pairing: ``"official"`` or ``"per video"`` (:func:`~.temporal.reference_pairing`).
+        generator, latents: the initial noise ``[1, 4, F, h, w]`` (drawn with ``generator`` unless given).
+        progress: ``progress(done, num_steps)`` after every step; may raise to stop.
 
     Returns:
         ``[F, 4, h, w]`` latents (times 0.18215); frame 0 is exactly ``reference_latent``.
@@ -227,12 +247,11 @@ def sample_stage2(unet: nn.Module, reference_latent: torch.Tensor, flows: torch.
     for i, t in enumerate(timesteps):
         latents[:, :, :1] = reference
         x = scheduler.scale_model_input(latents.expand(batch, -1, -1, -1, -1), t)
-        eps = unet(x, t, context, flows=flows).float()
+        eps = unet(x, t, context, flows=flows, pairing=pairing, reference_timestep=REFERENCE_TIMESTEP).float()
         latents = scheduler.step(_guided(eps, guidance_scale, cfg), t, latents).prev_sample
         if still is not None and i < len(timesteps) - 1:
             noised = scheduler.add_noise(reference.expand_as(noise), noise, timesteps[i + 1:i + 2])
             latents = noised * still + latents * (1.0 - still)
-        if callback is not None:
-            callback(i, int(t), latents)
+        report(progress, i + 1, len(timesteps))
     latents[:, :, :1] = reference
     return latents[0].permute(1, 0, 2, 3)

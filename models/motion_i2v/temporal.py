@@ -16,6 +16,14 @@ Two attention modes share the same weights:
   ``[z[0], z[1]', z[1], ..., z[N]', z[N]]`` (``2F - 1`` tokens with the sinusoidal positions of that
   sequence), queries from the ``F`` real frames (the even positions).
 
+Reference pairing (:func:`reference_pairing`): with several videos in the batch (the classifier-free guidance
+pair), whose reference features does frame i of video b warp? ``"per video"``: its own video's. ``"official"``:
+those the official motion module pairs with it. It tiles the B references with ``.repeat(F-1, 1, 1, 1)``
+against batch-major flows, so warped frame j (frame j + 1) of video b takes the reference of video
+``(b (F-1) + j) mod B``: with the guidance pair and 16 frames, frames 2, 4, ... of each branch take the other
+branch's reference features. The weights were trained and demonstrated with that tiling; with one video in the
+batch both pairings are the same.
+
 Example:
     >>> import torch
     >>> module = TemporalModule(channels=32, num_attention_heads=4, norm_num_groups=8)
@@ -100,7 +108,55 @@ def _flows_per_video(flows: torch.Tensor, batch: int, num_frames: int) -> torch.
     return flows.repeat(batch // flows.shape[0], 1, 1, 1, 1)
 
 
-def splat_reference(tokens: torch.Tensor, flows: torch.Tensor, num_frames: int, size: tuple[int, int]) -> torch.Tensor:
+PAIRINGS = ("official", "per video")
+"""Names of the reference pairings (:func:`reference_pairing`)."""
+
+def reference_pairing(batch: int, num_frames: int, pairing: str | torch.Tensor = "official",
+                      order: list[int] | None = None) -> torch.Tensor:
+    """Which video's reference features each warped frame takes: ``[B, F-1]`` long video indices.
+
+    Args:
+        batch: ``B`` videos in the batch.
+        num_frames: ``F`` frames per video (frame 0 = the reference).
+        pairing: ``"official"`` (the official ``.repeat(F-1, 1, 1, 1)`` tiling: warped frame j of the video at
+            position p takes the reference of the video at position ``(p (F-1) + j) mod B``), ``"per video"``
+            (its own), or a ``[B, F-1]`` index tensor, returned as it is after a check.
+        order: for ``"official"``: the position of each video of this batch in the official batch (a
+            permutation of ``0..B-1``; the official batch is ``[uncond, cond]``); default: the batch order.
+
+    Example:
+        >>> reference_pairing(2, 4).tolist()                  # the guidance pair, 4 frames
+        [[0, 1, 0], [1, 0, 1]]
+        >>> reference_pairing(2, 4, order=[1, 0]).tolist()     # a batch ordered [cond, uncond]
+        [[0, 1, 0], [1, 0, 1]]
+        >>> reference_pairing(2, 5).tolist()                  # an even number of warped frames
+        [[0, 1, 0, 1], [0, 1, 0, 1]]
+        >>> reference_pairing(2, 5, "per video").tolist()
+        [[0, 0, 0, 0], [1, 1, 1, 1]]
+    """
+    warped = num_frames - 1
+    if torch.is_tensor(pairing):
+        if pairing.shape != (batch, warped) or pairing.dtype != torch.long:
+            raise ValueError(f"a pairing index must be a [B, F-1] = {[batch, warped]} long tensor, got "
+                             f"{tuple(pairing.shape)} {pairing.dtype}")
+        if pairing.numel() and (pairing.min() < 0 or pairing.max() >= batch):
+            raise ValueError(f"pairing indices must name one of the {batch} videos")
+        return pairing
+    if pairing == "per video":
+        return torch.arange(batch)[:, None].expand(batch, warped).clone()
+    if pairing != "official":
+        raise ValueError(f"pairing must be one of {PAIRINGS} or an index tensor, got {pairing!r}")
+    position = torch.arange(batch) if order is None else torch.as_tensor(order, dtype=torch.long)
+    if sorted(position.tolist()) != list(range(batch)):
+        raise ValueError(f"order must be a permutation of 0..{batch - 1}, got {list(order)}")
+    video_at = torch.empty_like(position)
+    video_at[position] = torch.arange(batch)
+    slots = (position[:, None] * warped + torch.arange(warped)[None]) % batch
+    return video_at[slots]
+
+
+def splat_reference(tokens: torch.Tensor, flows: torch.Tensor, num_frames: int, size: tuple[int, int],
+                    pairing: str | torch.Tensor = "official") -> torch.Tensor:
     """Forward-splat the reference frame's tokens to frames 1..F-1 (average splatting, no metric).
 
     Args:
@@ -109,6 +165,8 @@ def splat_reference(tokens: torch.Tensor, flows: torch.Tensor, num_frames: int, 
             ``Hf x Wf``; frame 0's flow is ignored. ``Bf`` must divide ``B`` (tiled, video-major).
         num_frames: ``F``.
         size: ``(H, W)`` of the token grid.
+        pairing: whose reference each warped frame of each video takes (:func:`reference_pairing`); the
+            flows are always the video's own.
 
     Returns:
         ``[B, F-1, H*W, C]`` warped reference features ``z[i]'`` for i = 1..F-1 (zero where nothing lands).
@@ -122,8 +180,9 @@ def splat_reference(tokens: torch.Tensor, flows: torch.Tensor, num_frames: int, 
     batch = bf // num_frames
     flows = _flows_per_video(flows, batch, num_frames)
     flows = resize_flows(flows[:, 1:], size).reshape(batch * (num_frames - 1), 2, h, w)
+    index = reference_pairing(batch, num_frames, pairing).to(tokens.device).reshape(-1)
     reference = tokens.reshape(batch, num_frames, h, w, c)[:, 0].permute(0, 3, 1, 2)  # [B, C, H, W]
-    reference = reference.detach().float().repeat_interleave(num_frames - 1, dim=0)
+    reference = reference.detach().float()[index]                                      # [B*(F-1), C, H, W]
     warped = softsplat(reference, flows.to(reference.device), metric=None, mode="avg")
     warped = warped.to(tokens.dtype).reshape(batch, num_frames - 1, c, hw).transpose(2, 3)
     return warped
@@ -153,6 +212,7 @@ class TemporalAttention(Attention):
         flows: ``None`` for plain temporal self-attention; else ``[F, 2, Hf, Wf]`` or
             ``[Bf, F, 2, Hf, Wf]`` reference-anchored pixel displacements (frame 0 = reference) for the
             motion-augmented attention of Motion-I2V stage 2.
+        pairing: whose reference features each video's frames warp (:func:`reference_pairing`).
 
     Returns:
         ``[(B*F), H*W, C]``.
@@ -175,7 +235,8 @@ class TemporalAttention(Attention):
         return x if self.pos_encoder is None else self.pos_encoder(x)
 
     def forward(self, hidden: torch.Tensor, num_frames: int, size: tuple[int, int] | None = None,
-                flows: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+                flows: torch.Tensor | None = None,
+                pairing: str | torch.Tensor = "official") -> torch.Tensor:  # type: ignore[override]
         if hidden.ndim != 3:
             raise ValueError(f"hidden must be [(B*F), H*W, C] tokens, got {tuple(hidden.shape)}")
         bf, hw, c = hidden.shape
@@ -190,7 +251,7 @@ class TemporalAttention(Attention):
         else:
             if size is None:
                 raise ValueError("motion-augmented attention needs the token grid size (H, W)")
-            warped = splat_reference(hidden, flows, num_frames, size)          # [B, F-1, HW, C]
+            warped = splat_reference(hidden, flows, num_frames, size, pairing)  # [B, F-1, HW, C]
             seq = interleave(real, warped)                                      # [B, 2F-1, HW, C]
             seq = seq.permute(0, 2, 1, 3).reshape(batch * hw, 2 * num_frames - 1, c)
             seq = self._positions(seq)
@@ -211,9 +272,9 @@ class TemporalTransformerBlock(nn.Module):
         self.ff_norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, num_frames: int, size: tuple[int, int] | None = None,
-                flows: torch.Tensor | None = None) -> torch.Tensor:
+                flows: torch.Tensor | None = None, pairing: str | torch.Tensor = "official") -> torch.Tensor:
         for attention, norm in zip(self.attention_blocks, self.norms):
-            x = attention(norm(x), num_frames, size, flows) + x
+            x = attention(norm(x), num_frames, size, flows, pairing) + x
         return self.ff(self.ff_norm(x)) + x
 
 
@@ -234,12 +295,13 @@ class TemporalTransformer(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, hidden: torch.Tensor, num_frames: int, flows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, num_frames: int, flows: torch.Tensor | None = None,
+                pairing: str | torch.Tensor = "official") -> torch.Tensor:
         bf, c, h, w = hidden.shape
         x = self.norm(hidden).permute(0, 2, 3, 1).reshape(bf, h * w, c)
         x = self.proj_in(x)
         for block in self.transformer_blocks:
-            x = block(x, num_frames, (h, w), flows)
+            x = block(x, num_frames, (h, w), flows, pairing)
         x = self.proj_out(x)
         return x.reshape(bf, h, w, c).permute(0, 3, 1, 2) + hidden
 
@@ -256,8 +318,9 @@ class TemporalModule(nn.Module):
         temporal_position_encoding: add the sinusoidal table (True).
         max_len: learnt positions (32; motion-augmented attention needs ``2F - 1`` of them).
 
-    ``forward`` returns ``[(B*F), C, H, W]``; with ``flows`` (see :class:`TemporalAttention`) every attention
-    of the module is motion-augmented, as in Motion-I2V stage 2.
+    ``forward(hidden, num_frames, flows=None, pairing="official")`` returns ``[(B*F), C, H, W]``; with ``flows``
+    (see :class:`TemporalAttention`) every attention of the module is motion-augmented, as in Motion-I2V stage 2,
+    the reference features paired with the videos as ``pairing`` says (:func:`reference_pairing`).
     """
 
     def __init__(self, channels: int, num_attention_heads: int = 8, num_transformer_block: int = 1,
@@ -268,12 +331,13 @@ class TemporalModule(nn.Module):
             channels, num_attention_heads, num_transformer_block, num_attention_blocks, norm_num_groups,
             temporal_position_encoding, max_len, dim_div)
 
-    def forward(self, hidden: torch.Tensor, num_frames: int, flows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, num_frames: int, flows: torch.Tensor | None = None,
+                pairing: str | torch.Tensor = "official") -> torch.Tensor:
         if hidden.ndim != 4:
             raise ValueError(f"hidden must be [(B*F), C, H, W], got {tuple(hidden.shape)}")
         if num_frames < 1 or hidden.shape[0] % num_frames:
             raise ValueError(f"batch {hidden.shape[0]} is not a whole number of {num_frames}-frame videos")
-        return self.temporal_transformer(hidden, num_frames, flows)
+        return self.temporal_transformer(hidden, num_frames, flows, pairing)
 
 
 def temporal_module_from_config(channels: int, config: dict) -> TemporalModule:

@@ -32,7 +32,7 @@ from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2DCrossAttn, get_d
 from torch import nn
 
 from .config import resolve_config
-from .temporal import temporal_module_from_config
+from .temporal import reference_pairing, temporal_module_from_config
 
 
 def build_embeddings(module: nn.Module, cfg: dict[str, Any]) -> None:
@@ -106,7 +106,8 @@ def _cross_attention(attn: nn.Module, h: torch.Tensor, context: torch.Tensor) ->
 
 
 def run_down_block(block: nn.Module, h: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, num_frames: int,
-                   flows: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   flows: torch.Tensor | None = None,
+                   pairing: str | torch.Tensor = "official") -> tuple[torch.Tensor, list[torch.Tensor]]:
     """One down block on folded frames; returns the output and its skip features."""
     attentions = getattr(block, "attentions", None)
     motion = getattr(block, "motion_modules", None)
@@ -116,7 +117,7 @@ def run_down_block(block: nn.Module, h: torch.Tensor, temb: torch.Tensor, contex
         if attentions is not None:
             h = _cross_attention(attentions[i], h, context)
         if motion is not None:
-            h = motion[i](h, num_frames, flows)
+            h = motion[i](h, num_frames, flows, pairing)
         skips.append(h)
     for sampler in block.downsamplers or ():
         h = sampler(h)
@@ -125,20 +126,21 @@ def run_down_block(block: nn.Module, h: torch.Tensor, temb: torch.Tensor, contex
 
 
 def run_mid_block(block: nn.Module, h: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, num_frames: int,
-                  flows: torch.Tensor | None = None) -> torch.Tensor:
+                  flows: torch.Tensor | None = None, pairing: str | torch.Tensor = "official") -> torch.Tensor:
     motion = getattr(block, "motion_modules", None)
     h = block.resnets[0](h, temb)
     for i, (attention, resnet) in enumerate(zip(block.attentions, block.resnets[1:])):
         h = _cross_attention(attention, h, context)
         if motion is not None:
-            h = motion[i](h, num_frames, flows)
+            h = motion[i](h, num_frames, flows, pairing)
         h = resnet(h, temb)
     return h
 
 
 def run_up_block(block: nn.Module, h: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor,
                  context: torch.Tensor, num_frames: int, flows: torch.Tensor | None = None,
-                 upsample_size: tuple[int, int] | None = None) -> torch.Tensor:
+                 upsample_size: tuple[int, int] | None = None,
+                 pairing: str | torch.Tensor = "official") -> torch.Tensor:
     """One up block; consumes ``len(block.resnets)`` skips from the end of ``skips`` (in place)."""
     attentions = getattr(block, "attentions", None)
     motion = getattr(block, "motion_modules", None)
@@ -147,27 +149,45 @@ def run_up_block(block: nn.Module, h: torch.Tensor, skips: list[torch.Tensor], t
         if attentions is not None:
             h = _cross_attention(attentions[i], h, context)
         if motion is not None:
-            h = motion[i](h, num_frames, flows)
+            h = motion[i](h, num_frames, flows, pairing)
     for sampler in block.upsamplers or ():
         h = sampler(h, upsample_size)
     return h
 
 
-def frame_embedding(module: nn.Module, timestep: torch.Tensor | float | int, batch: int, num_frames: int,
-                    strides: torch.Tensor | Sequence[float] | None, device: torch.device,
-                    dtype: torch.dtype) -> torch.Tensor:
-    """Per-frame embedding ``[(B*F), 4*C0]``: time embedding (+ stride embedding when the module has one).
+def frame_timesteps(timestep: torch.Tensor | float | int, batch: int, num_frames: int, device: torch.device,
+                    reference_timestep: float | None = None) -> torch.Tensor:
+    """``[(B*F)]`` float timesteps, one per frame (video-major): the step's, and ``reference_timestep`` for frame 0.
 
-    Args:
-        timestep: scalar or ``[B]`` diffusion timestep(s).
-        strides: ``[F]`` or ``[B, F]`` frame strides (stage 1, e.g. :data:`~.constants.STRIDES`), else None.
+    Example:
+        >>> frame_timesteps(961, batch=2, num_frames=3, device="cpu", reference_timestep=1).tolist()
+        [1.0, 961.0, 961.0, 1.0, 961.0, 961.0]
     """
     t = torch.as_tensor(timestep, device=device).float().reshape(-1)
     if t.numel() == 1:
         t = t.expand(batch)
     if t.numel() != batch:
         raise ValueError(f"{t.numel()} timesteps for a batch of {batch}")
-    emb = module.time_embedding(module.time_proj(t).to(dtype)).repeat_interleave(num_frames, dim=0)
+    t = t.repeat_interleave(num_frames)
+    if reference_timestep is not None:
+        t = t.clone()
+        t[0::num_frames] = float(reference_timestep)
+    return t
+
+
+def frame_embedding(module: nn.Module, timestep: torch.Tensor | float | int, batch: int, num_frames: int,
+                    strides: torch.Tensor | Sequence[float] | None, device: torch.device,
+                    dtype: torch.dtype, reference_timestep: float | None = None) -> torch.Tensor:
+    """Per-frame embedding ``[(B*F), 4*C0]``: time embedding (+ stride embedding when the module has one).
+
+    Args:
+        timestep: scalar or ``[B]`` diffusion timestep(s).
+        strides: ``[F]`` or ``[B, F]`` frame strides (stage 1, e.g. :data:`~.constants.STRIDES`), else None.
+        reference_timestep: stage 2: frame 0 of every video is embedded at this timestep (the official
+            U-Net's ``t = 1`` for the clean reference latent, :data:`~.constants.REFERENCE_TIMESTEP`).
+    """
+    t = frame_timesteps(timestep, batch, num_frames, device, reference_timestep)
+    emb = module.time_embedding(module.time_proj(t).to(dtype))
     if module.stride_embedding is not None:
         if strides is None:
             raise ValueError("this model has a frame-stride embedding: pass strides ([F] or [B, F])")
@@ -217,6 +237,8 @@ class MotionI2VUNet3D(nn.Module):
         control: optional ``(down_residuals, mid_residual)`` from :class:`~.controlnet.MotionI2VControlNet`,
             folded ``[(B*F), C, h', w']`` tensors added to the skips and the middle output.
         flows: stage 2 only: ``[F, 2, H, W]`` or ``[Bf, F, 2, H, W]`` pixel displacements from frame 0.
+        pairing: stage 2: whose reference features each video warps (:func:`~.temporal.reference_pairing`).
+        reference_timestep: stage 2: embed frame 0 at this timestep (official: 1) instead of ``timestep``.
         Returns ``[B, out_channels, F, h, w]`` (the predicted noise).
     """
 
@@ -237,26 +259,28 @@ class MotionI2VUNet3D(nn.Module):
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int, encoder_hidden_states: torch.Tensor,
                 strides: torch.Tensor | Sequence[float] | None = None,
                 control: tuple[Sequence[torch.Tensor], torch.Tensor] | None = None,
-                flows: torch.Tensor | None = None) -> torch.Tensor:
+                flows: torch.Tensor | None = None, pairing: str | torch.Tensor = "official",
+                reference_timestep: float | None = None) -> torch.Tensor:
         cfg = self.config
         check_video_input(sample, cfg["in_channels"], encoder_hidden_states, cfg["cross_attention_dim"])
         batch, _, frames = sample.shape[:3]
         dtype = self.conv_in.weight.dtype
         x = fold(sample.to(dtype))
-        emb = frame_embedding(self, timestep, batch, frames, strides, x.device, dtype)
+        emb = frame_embedding(self, timestep, batch, frames, strides, x.device, dtype, reference_timestep)
+        pairing = reference_pairing(batch, frames, pairing)         # resolved once for every motion module
         context = encoder_hidden_states.to(dtype).repeat_interleave(frames, dim=0)
 
         h = self.conv_in(x)
         skips = [h]
         for block in self.down_blocks:
-            h, block_skips = run_down_block(block, h, emb, context, frames, flows)
+            h, block_skips = run_down_block(block, h, emb, context, frames, flows, pairing)
             skips.extend(block_skips)
         if control is not None:
             down_residuals, mid_residual = control
             if len(down_residuals) != len(skips):
                 raise ValueError(f"{len(down_residuals)} ControlNet residuals for {len(skips)} skip connections")
             skips = [s + r.to(s.dtype) for s, r in zip(skips, down_residuals)]
-        h = run_mid_block(self.mid_block, h, emb, context, frames, flows)
+        h = run_mid_block(self.mid_block, h, emb, context, frames, flows, pairing)
         if control is not None:
             h = h + mid_residual.to(h.dtype)
         for i, block in enumerate(self.up_blocks):
@@ -265,6 +289,6 @@ class MotionI2VUNet3D(nn.Module):
                 nxt = skips[-len(block.resnets) - 1]
                 if tuple(nxt.shape[-2:]) != (2 * h.shape[-2], 2 * h.shape[-1]):
                     size = tuple(nxt.shape[-2:])
-            h = run_up_block(block, h, skips, emb, context, frames, flows, size)
+            h = run_up_block(block, h, skips, emb, context, frames, flows, size, pairing)
         h = self.conv_out(self.conv_act(self.conv_norm_out(h)))
         return unfold(h, frames)

@@ -3,7 +3,10 @@
 The control travels as ``DYN_CONTROL``, a :class:`SparseFlowControl`: per-frame sparse, reference-anchored
 flows and their mask, rasterised as Motion-I2V's ControlNet expects them (a square patch around each track's
 start holds that track's displacement from frame 0), plus the tracks themselves so that a consumer running at
-another frame count or size can rasterise them again. It is a type of its own, not a ``DYN_MOTION``: sparse
+another frame count or size can rasterise them again. Two rasterisations: ``demo``, the authors' demo
+(:func:`models.motion_i2v.sparse_control.demo_sparse_flow`: 128 x 128 px patches at 512 x 320, later tracks
+overwrite earlier ones; the default), and ``nearest track`` (:func:`ops.sparse_to_dense.tracks_to_sparse_flow`:
+small patches, the nearest start wins). It is a type of its own, not a ``DYN_MOTION``: sparse
 flows move only the patches under the tracks' starts, so a renderer given them would tear the picture.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from comfy_api.latest import io
 
+from ...models.motion_i2v.sparse_control import RASTERISATIONS
 from ...ops.containers import Motion
 from ..common import CATEGORY, DynMotion, NodeInputError, Tracks, image_to_bchw
 
@@ -31,8 +35,9 @@ class SparseFlowControl:
             frame 0 is zero (reference-anchored, channel 0 = x right, 1 = y down).
         mask: ``[T, 1, H, W]`` in {0, 1}: 1 where ``flows`` is given (a hidden point gives 0 for that frame).
         tracks: the trajectories (:class:`ops.trajectories.Tracks`, pixels at ``H x W``).
-        radius: patch half-size in pixels used for ``flows`` (``None`` = automatic).
+        radius: patch half-size in pixels used for ``flows`` (``None`` = automatic for the rasterisation).
         parameter: PCHIP time parameterisation of the resampling ("index" or "arclength").
+        rasterisation: ``"demo"`` or ``"nearest track"`` (:data:`RASTERISATIONS`).
     """
 
     flows: torch.Tensor
@@ -40,6 +45,7 @@ class SparseFlowControl:
     tracks: object
     radius: int | None = None
     parameter: str = "index"
+    rasterisation: str = "demo"
 
     @property
     def num_frames(self) -> int:
@@ -54,7 +60,6 @@ class SparseFlowControl:
 
         The stored tensors are returned as they are when nothing changes.
         """
-        from ...ops.sparse_to_dense import tracks_to_sparse_flow
         from ...ops.trajectories import Tracks as TrackSet
 
         if (height, width) == self.size and num_frames == self.num_frames:
@@ -65,17 +70,28 @@ class SparseFlowControl:
         radius = self.radius
         if radius is not None and (height, width) != self.size:
             radius = max(0, round(radius * max(height / h0, width / w0)))
-        return tracks_to_sparse_flow(tracks, height, width, num_frames, radius, parameter=self.parameter)
+        return rasterise_tracks(tracks, height, width, num_frames, radius, self.parameter, self.rasterisation)
+
+
+def rasterise_tracks(tracks, height: int, width: int, num_frames: int, radius: int | None = None,
+                     parameter: str = "index", rasterisation: str = "demo") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(flows [T, 2, H, W], mask [T, 1, H, W])`` of :class:`ops.trajectories.Tracks` by either rasterisation."""
+    from ...models.motion_i2v.sparse_control import demo_sparse_flow
+    from ...ops.sparse_to_dense import tracks_to_sparse_flow
+
+    if rasterisation == "demo":
+        return demo_sparse_flow(tracks, height, width, num_frames, radius, parameter=parameter)
+    if rasterisation == "nearest track":
+        return tracks_to_sparse_flow(tracks, height, width, num_frames, radius, parameter=parameter)
+    raise ValueError(f"rasterisation must be one of {RASTERISATIONS}, got {rasterisation!r}")
 
 
 def control_from_tracks(tracks, height: int, width: int, num_frames: int, radius: int | None = None,
-                        parameter: str = "index") -> SparseFlowControl:
+                        parameter: str = "index", rasterisation: str = "demo") -> SparseFlowControl:
     """Rasterise :class:`ops.trajectories.Tracks` into a :class:`SparseFlowControl`."""
-    from ...ops.sparse_to_dense import tracks_to_sparse_flow
-
-    flows, mask = tracks_to_sparse_flow(tracks, height, width, num_frames, radius, parameter=parameter)
+    flows, mask = rasterise_tracks(tracks, height, width, num_frames, radius, parameter, rasterisation)
     return SparseFlowControl(flows=flows.float(), mask=mask.float(), tracks=tracks, radius=radius,
-                             parameter=parameter)
+                             parameter=parameter, rasterisation=rasterisation)
 
 
 def parse_tracks(data, node: str, input_name: str = "tracks"):
@@ -97,20 +113,27 @@ class TracksToSparseFlow(io.ComfyNode):
             category=f"{CATEGORY}/control",
             description=(
                 "Trajectories become the sparse flow a trajectory ControlNet takes (Motion-I2V): the tracks are "
-                "resampled to N frames (PCHIP), and for frame t a square patch of +-radius pixels around each "
-                "track's start gets the track's displacement from frame 0, with mask 1 there and 0 elsewhere."),
+                "resampled to N frames (PCHIP), and for frame t a square patch around each track's start gets the "
+                "track's displacement from frame 0, with mask 1 there and 0 elsewhere. By default the patches are "
+                "the authors' demo's (128 x 128 px at 512 x 320)."),
             inputs=[
                 Tracks.Input("tracks", tooltip="Trajectories in the picture's pixels (core TRACKS, e.g. the 'tracks' "
                              "output of SparseTrajectoryToFlow)."),
                 io.Image.Input("image", tooltip="The picture the tracks are drawn on (sets the size)."),
                 io.Int.Input("num_frames", default=16, min=2, max=1024,
                              tooltip="Frames of the control, the reference frame included (Motion-I2V: 16)."),
-                io.Int.Input("radius", default=0, min=0, max=256,
-                             tooltip="Patch half-size in pixels around each track's start; 0 = automatic "
-                             "(max(2, long side / 128): 4 at 512 px)."),
+                io.Int.Input("radius", default=0, min=0, max=512,
+                             tooltip="Patch half-size in pixels around each track's start (the demo's 'Flow Unit'); "
+                             "0 = automatic: 'demo' 64 px at a long side of 512 (the demo's 128 x 128 px patches), "
+                             "scaled with the picture; 'nearest track' max(2, long side / 128): 4 at 512 px."),
                 io.Combo.Input("timing", options=["index", "arclength"], default="index",
                                tooltip="How the drawn points are spread over the frames: 'index' = each drawn point "
-                               "takes the same time; 'arclength' = constant speed along the path."),
+                               "takes the same time (the demo); 'arclength' = constant speed along the path."),
+                io.Combo.Input("rasterisation", options=list(RASTERISATIONS), default="demo", optional=True,
+                               tooltip="'demo': as the authors' demo: patch rows [int(y) - r, int(y) + r) and columns "
+                               "[int(x) - r, int(x + r)) around each start, a later track overwrites an earlier "
+                               "one, a single-point track drifts 1 px down-right. 'nearest track': the pack's "
+                               "small patches, the track whose start is nearest wins."),
             ],
             outputs=[
                 DynControl.Output("control", tooltip="Sparse flows [N,2,H,W] (pixels, frame 0 zero) and their mask "
@@ -121,10 +144,12 @@ class TracksToSparseFlow(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, tracks, image, num_frames, radius, timing) -> io.NodeOutput:
+    def execute(cls, tracks, image, num_frames, radius, timing, rasterisation="demo") -> io.NodeOutput:
         picture = image_to_bchw(image, NODE)
         height, width = picture.shape[-2:]
         parsed = parse_tracks(tracks, NODE)
-        control = control_from_tracks(parsed, height, width, num_frames, radius or None, parameter=timing)
+        if rasterisation not in RASTERISATIONS:
+            raise NodeInputError(NODE, "rasterisation", f"one of {', '.join(RASTERISATIONS)}", repr(rasterisation))
+        control = control_from_tracks(parsed, height, width, num_frames, radius or None, timing, rasterisation)
         preview = Motion(displacement=control.flows.clone(), fps=8.0, intention=control.mask.clone())
         return io.NodeOutput(control, preview)

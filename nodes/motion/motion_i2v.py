@@ -4,27 +4,13 @@ MotionI2VPredictFlow (stage 1) runs the pack's flow U-Net, trajectory ControlNet
 (``models/motion_i2v``) with the text embeddings of the core CLIPTextEncode and the picture's latent from the
 core VAE, and outputs reference-anchored flows as ``DYN_MOTION``.
 
-MotionI2VAnimate (stage 2) returns the user's MODEL with Motion-I2V's motion modules inserted, and a LATENT
-video for the core KSampler / SamplerCustomAdvanced; VAE Decode decodes it. How the MODEL is patched (no
-monkeypatching of the host; everything goes through the ModelPatcher clone, undone when ComfyUI unpatches):
-
-- object patches replace ``diffusion_model.input_blocks[i]``, ``middle_block`` and ``output_blocks[i]`` (the
-  places listed by :func:`models.motion_i2v.stage2.comfy_sd15_insertions`) by a ``TimestepEmbedSequential``
-  holding the *same* layers under the same names, whose iteration adds one step: the temporal module, after
-  the block's last ResBlock / SpatialTransformer and before its Upsample (after element 1 in the middle
-  block). Weight names, LoRA patches and offloading are unchanged; the motion modules live in their own
-  ModelPatcher, registered as an additional model so ComfyUI loads and offloads them with the U-Net;
-- an APPLY_MODEL wrapper gives the U-Net the *clean* reference latent as frame 0 of every video in the batch
-  at every step (the model input is set to ``z0 / c_in(sigma)``, so that after ComfyUI's input scaling the
-  U-Net sees exactly ``z0``), as Motion-I2V's stage 2 does (paper section 3.3; the library's
-  :func:`~models.motion_i2v.sampler.sample_stage2`);
-- the LATENT carries a ``noise_mask``: 0 for frame 0 (and for still brush regions of the other frames), 1
-  elsewhere, so the core sampler keeps frame 0 on the noised-reference path, returns frame 0 equal to the
-  reference latent, and resets still regions to the noised reference at every step (the demo's brush).
+MotionI2VAnimate (stage 2) returns the user's MODEL with Motion-I2V's motion modules inserted and its sampling
+on the schedule they were trained with, and a LATENT video for the core KSampler / SamplerCustomAdvanced; VAE
+Decode decodes it. How the MODEL is patched (with ComfyUI's own machinery, no monkeypatching of the host):
+:mod:`.motion_i2v_patch`.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -43,6 +29,7 @@ from ..common import (
     mask_to_b1hw,
 )
 from ..control.sparse_flow import DynControl, SparseFlowControl, control_from_tracks, parse_tracks
+from .motion_i2v_patch import PAIRING_OPTIONS, patch_model_with_motion_modules, video_latent
 
 NODE_FLOW = "MotionI2VPredictFlow"
 NODE_ANIMATE = "MotionI2VAnimate"
@@ -50,7 +37,6 @@ FAMILY_STAGE1 = "motion_i2v.stage1"
 FAMILY_CONTROLNET = "motion_i2v.controlnet"
 FAMILY_FLOW_VAE = "motion_i2v.flow_vae"
 FAMILY_STAGE2 = "motion_i2v.stage2"
-PATCH_KEY = "imagedynamics_motion_i2v"
 MAX_FRAMES = 32
 
 
@@ -158,18 +144,23 @@ class MotionI2VPredictFlow(io.ComfyNode):
                                tooltip="Frame rate recorded in the motion (8 plays the 16 frames in 2 s)."),
                 DynModel.Input("controlnet", optional=True,
                                tooltip="The trajectory ControlNet (motion_i2v_controlnet file). Needed for "
-                               "trajectories; with a brush alone it also marks still regions as 'no motion'."),
+                               "trajectories; with a brush it also marks still regions as 'no motion'; with "
+                               "nothing drawn it runs on an empty control (see 'empty_control')."),
                 DynControl.Input("control", optional=True,
                                  tooltip="Sparse trajectories from TracksToSparseFlow (re-rasterised here if their "
                                  "frame count or size differs)."),
                 Tracks.Input("tracks", optional=True,
-                             tooltip="Shortcut for TracksToSparseFlow with the automatic patch radius: core TRACKS "
-                             "(e.g. SparseTrajectoryToFlow's 'tracks'). Give this or 'control', not both."),
+                             tooltip="Shortcut for TracksToSparseFlow with its defaults (the demo's patches): core "
+                             "TRACKS (e.g. SparseTrajectoryToFlow's 'tracks'). Give this or 'control', not both."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Motion brush: 1 = may move, 0 = stays exactly still (its flow is zero). "
                               "Passed on to stage 2 with the motion."),
                 io.Float.Input("control_scale", default=1.0, min=0.0, max=5.0, step=0.05, optional=True,
                                tooltip="Multiplies the ControlNet's residuals (demo: 1)."),
+                io.Boolean.Input("empty_control", default=True, optional=True,
+                                 tooltip="With a ControlNet connected but no trajectory and no brush, run it anyway "
+                                 "on an empty control (flow 0.5 = no motion, mask 0), as the authors' demo always "
+                                 "does. Off: the U-Net runs without the ControlNet then."),
             ],
             outputs=[DynMotion.Output("motion", tooltip="Reference-anchored flows [num_frames,2,H,W] in pixels at the "
                                       "picture's size; frame 0 is zero. The brush travels with it to stage 2.")],
@@ -177,7 +168,8 @@ class MotionI2VPredictFlow(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, flow_vae, positive, negative, image, vae, num_frames, frame_stride, cfg, steps, seed,
-                fps, controlnet=None, control=None, tracks=None, mask=None, control_scale=1.0) -> io.NodeOutput:
+                fps, controlnet=None, control=None, tracks=None, mask=None, control_scale=1.0,
+                empty_control=True) -> io.NodeOutput:
         import comfy.model_management
 
         from ...models.motion_i2v.constants import LATENT_SCALE, stage1_image_for_comfy_vae
@@ -229,12 +221,12 @@ class MotionI2VPredictFlow(io.ComfyNode):
                                  f"{image_latent.shape[-1]}x{image_latent.shape[-2]}")
 
         control_latent = None
-        use_controlnet = controlnet is not None and (control is not None or static is not None)
+        use_controlnet = controlnet is not None and (control is not None or static is not None or empty_control)
         if use_controlnet:
             if control is not None:
                 sparse, sparse_mask = control.rasterise(height, width_px, num_frames)
                 sparse, sparse_mask = sparse[1:], sparse_mask[1:]
-            else:  # a brush alone: nothing drawn, still regions given as "no motion"
+            else:  # nothing drawn: an empty control, still regions (if brushed) given as "no motion"
                 sparse = torch.zeros(n, 2, height, width_px)
                 sparse_mask = torch.zeros(n, 1, height, width_px)
             control_latent = make_control(flow_vae.model, sparse.to(device).float(), sparse_mask.to(device).float(),
@@ -247,7 +239,7 @@ class MotionI2VPredictFlow(io.ComfyNode):
             strides=[frame_stride * (i + 1) for i in range(n)], num_steps=steps, guidance_scale=cfg,
             controlnet=controlnet.model if use_controlnet else None, control=control_latent,
             control_scale=control_scale, static_mask=None if static is None else static.to(device),
-            generator=generator, callback=lambda i, t, latents: progress(i + 1, steps))
+            generator=generator, progress=progress)
         displacement = with_reference_frame(flows).float().to(comfy.model_management.intermediate_device())
         check_finite(displacement, node, "model")
         extras = {"source": NODE_FLOW, "frame_stride": frame_stride}
@@ -265,168 +257,6 @@ def _require(handle, node: str, input_name: str, family: str) -> None:
 # ------------------------------------------------------------------------------------------------ stage 2
 
 
-class TemporalStep:
-    """One temporal module as an extra step of a U-Net block (called by ComfyUI's ``forward_timestep_embed``).
-
-    Not an ``nn.Module``: it holds no weights of its own (they live in the stage-2 ModelPatcher), so the
-    patched block's parameters, names and offloading are exactly those of the original block.
-    """
-
-    def __init__(self, runner: MotionRunner, name: str) -> None:
-        self.runner, self.name = runner, name
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.runner.run(self.name, x)
-
-
-class MotionRunner:
-    """Runs the stage-2 motion modules on ``[(B*F), C, h, w]`` features with the flows of one video."""
-
-    def __init__(self, modules: torch.nn.Module, flows: torch.Tensor, num_frames: int) -> None:
-        self.modules, self.flows, self.num_frames = modules, flows, num_frames
-        self._flows_on: dict[torch.device, torch.Tensor] = {}
-
-    def flows_on(self, device: torch.device) -> torch.Tensor:
-        if device not in self._flows_on:
-            self._flows_on[device] = self.flows.to(device)
-        return self._flows_on[device]
-
-    def run(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        frames = self.num_frames
-        if x.shape[0] % frames:
-            raise RuntimeError(f"{NODE_ANIMATE}: the U-Net got a batch of {x.shape[0]} frames, not a whole number of "
-                               f"{frames}-frame videos; sample the LATENT of {NODE_ANIMATE} as it is (no batch "
-                               "changes between the node and the sampler)")
-        module = self.modules.module(name)
-        weight = next(module.parameters())
-        if weight.device != x.device:  # ComfyUI loads the modules with the U-Net; this is only a fallback
-            module.to(x.device)
-            weight = next(module.parameters())
-        out = module(x.to(weight.dtype), num_frames=frames, flows=self.flows_on(x.device))
-        return out.to(x.dtype)
-
-
-@functools.lru_cache(maxsize=1)
-def _motion_block_class():
-    from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
-
-    class MotionBlock(TimestepEmbedSequential):
-        """The same layers as ``block`` (same names), iterated with ``step`` inserted at ``position``."""
-
-        def __init__(self, block, position: int, step: TemporalStep) -> None:
-            super().__init__(*block._modules.values())
-            self.motion_position = position
-            self.motion_step = step
-
-        def __iter__(self):
-            layers = list(self._modules.values())
-            p = self.motion_position
-            return iter(layers[:p] + [self.motion_step] + layers[p:])
-
-    return MotionBlock
-
-
-def _block_position(block, kind: str) -> int:
-    """Where the temporal step goes: after element 1 in the middle block, else before a trailing Upsample."""
-    from comfy.ldm.modules.diffusionmodules.openaimodel import Upsample
-
-    layers = list(block._modules.values())
-    if kind == "middle_block":
-        return 2
-    if layers and isinstance(layers[-1], Upsample):
-        return len(layers) - 1
-    return len(layers)
-
-
-def _channels_before(block, position: int) -> int | None:
-    """Channels of the features at ``position`` in a block (ResBlock.out_channels / SpatialTransformer.in_channels)."""
-    for layer in reversed(list(block._modules.values())[:position]):
-        for attribute in ("out_channels", "in_channels"):
-            value = getattr(layer, attribute, None)
-            if isinstance(value, int):
-                return value
-    return None
-
-
-def patch_model_with_motion_modules(model, motion_model, flows: torch.Tensor, reference: torch.Tensor,
-                                    node: str = NODE_ANIMATE):
-    """A clone of ``model`` (ModelPatcher of an SD 1.5 U-Net) running the stage-2 motion modules (see module doc).
-
-    Args:
-        model: the core MODEL.
-        motion_model: the stage-2 :class:`~nodes.motion.load_model.MotionModel`.
-        flows: ``[F, 2, H, W]`` reference-anchored flows in pixels, frame 0 = zeros.
-        reference: ``[1, 4, h, w]`` raw (unscaled) VAE latent of the picture.
-    """
-    from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
-
-    from ...models.motion_i2v.stage2 import comfy_sd15_insertions
-
-    modules = motion_model.model
-    patched = model.clone()
-    try:
-        patched.get_model_object("diffusion_model.input_blocks")
-        patched.get_model_object("diffusion_model.output_blocks")
-    except AttributeError as error:
-        raise NodeInputError(node, "model", "an SD 1.5 MODEL (a U-Net with input/middle/output blocks)",
-                             type(patched.model).__name__) from error
-    frames = int(flows.shape[0])
-    runner = MotionRunner(modules, flows.float().cpu(), frames)
-    block_class = _motion_block_class()
-    for name, kind, index in comfy_sd15_insertions(modules.config):
-        path = f"diffusion_model.{kind}" if kind == "middle_block" else f"diffusion_model.{kind}.{index}"
-        try:
-            block = patched.get_model_object(path)
-        except (AttributeError, IndexError) as error:
-            raise NodeInputError(node, "model", f"an SD 1.5 U-Net with a block {path.split('.', 1)[1]} for the "
-                                 f"motion module {name}", "a smaller U-Net") from error
-        if isinstance(block, block_class):
-            raise NodeInputError(node, "model", "a MODEL without Motion-I2V motion modules",
-                                 f"one already patched by {node}")
-        if not isinstance(block, TimestepEmbedSequential):
-            raise NodeInputError(node, "model", "an SD 1.5 MODEL", f"a {type(block).__name__} at {path}")
-        position = _block_position(block, kind)
-        channels = _channels_before(block, position)
-        wanted = modules.module(name).temporal_transformer.norm.num_channels
-        if channels != wanted:
-            raise NodeInputError(node, "motion_model", f"motion modules that fit this U-Net ({name} has {wanted} "
-                                 f"channels)", f"{channels} channels at {path.split('.', 1)[1]}")
-        patched.add_object_patch(path, block_class(block, position, TemporalStep(runner, name)))
-    patched.set_additional_models(PATCH_KEY, [motion_model.patcher])
-
-    latent_format = patched.get_model_object("latent_format")
-    reference_in = latent_format.process_in(reference.float().clone())
-
-    def clean_reference_frame(executor, x, t, *args, **kwargs):
-        """Frame 0 of every video: the clean reference latent as the U-Net's input (after c_in scaling)."""
-        if x.shape[0] % frames == 0 and tuple(x.shape[-2:]) == tuple(reference_in.shape[-2:]):
-            sampling = executor.class_obj.model_sampling
-            sigma = t[0::frames]
-            ones = torch.ones((sigma.shape[0],) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
-            c_in = sampling.calculate_input(sigma, ones)
-            x = x.clone()
-            x[0::frames] = reference_in.to(x.device, x.dtype) / c_in
-        return executor(x, t, *args, **kwargs)
-
-    import comfy.patcher_extension
-
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, PATCH_KEY, clean_reference_frame)
-    return patched
-
-
-def video_latent(reference: torch.Tensor, frames: int, moving: torch.Tensor | None) -> dict:
-    """LATENT of ``frames`` frames: the reference latent everywhere, and the noise mask (see module doc).
-
-    ``moving``: optional ``[h, w]`` brush at latent size, 1 = may move; ``None`` = everything may move.
-    """
-    h, w = reference.shape[-2:]
-    mask = torch.ones(frames, 1, h, w)
-    mask[0] = 0.0
-    if moving is not None:
-        mask[1:] = moving.float().clamp(0, 1).view(1, 1, h, w)
-    return {"samples": reference.float().repeat(frames, 1, 1, 1).contiguous(), "noise_mask": mask}
-
-
 class MotionI2VAnimate(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -436,9 +266,13 @@ class MotionI2VAnimate(io.ComfyNode):
             category=f"{CATEGORY}/motion",
             description=(
                 "Motion-I2V stage 2: inserts the motion modules into your SD 1.5 MODEL (motion-augmented temporal "
-                "attention guided by the flows) and makes a LATENT video whose frame 0 is the picture. Sample it "
-                "with the core KSampler (demo: ddim, 25 steps, cfg 7) and decode with VAE Decode. The flows may come "
-                "from MotionI2VPredictFlow or from a real video (MotionFromVideo: video-to-video)."),
+                "attention guided by the flows), puts its sampling on the schedule they were trained with (linear "
+                "betas 0.00085-0.012) and makes a LATENT video whose frame 0 is the picture. Sample it with the core "
+                "KSampler and decode with VAE Decode. The official DDIM (25 steps, cfg 7) is KSampler with sampler "
+                "'euler' (DDIM with eta 0; 'ddim' is the same but re-draws the still brush regions' noise), scheduler "
+                "'ddim_uniform' (timesteps 961, 921, ..., 1 as diffusers' DDIM with steps_offset 1; exact for step "
+                "counts dividing 1000: 25, 50), steps 25, cfg 7, denoise 1. The flows may come from "
+                "MotionI2VPredictFlow or from a real video (MotionFromVideo: video-to-video)."),
             inputs=[
                 io.Model.Input("model", tooltip="An SD 1.5 MODEL (CheckpointLoaderSimple); Motion-I2V's demo used "
                                "Realistic Vision 5.1."),
@@ -452,12 +286,20 @@ class MotionI2VAnimate(io.ComfyNode):
                              tooltip="Frames to render (at most the motion's frames, and 16: the temporal "
                              "attention of 2F-1 keys has 32 learnt positions)."),
                 io.Latent.Input("latent", optional=True, tooltip="The picture encoded by the core VAE Encode (only "
-                                "its first frame is used). Or give 'image' and 'vae'."),
+                                "its first frame is used; the posterior mean, where the authors' demo draws a "
+                                "posterior sample). Or give 'image' and 'vae'."),
                 io.Image.Input("image", optional=True, tooltip="The picture (encoded here with 'vae' when no "
                                "'latent' is given)."),
                 io.Vae.Input("vae", optional=True, tooltip="The SD 1.5 VAE to encode 'image'."),
                 io.Mask.Input("mask", optional=True, tooltip="Motion brush, 1 = may move; other regions are reset to "
                               "the picture at every step. Default: the brush that came with the motion (if any)."),
+                io.Combo.Input("reference_pairing", options=list(PAIRING_OPTIONS), default="official", optional=True,
+                               tooltip="Whose picture features each frame's motion-augmented attention warps when the "
+                               "sampler runs the cond and uncond videos in one batch. 'official': as the authors' "
+                               "code (what the weights were trained and shown with): their .repeat tiling gives "
+                               "frames 2, 4, ... of each branch the other branch's features. 'per video': every "
+                               "video its own. When ComfyUI runs cond and uncond in separate calls (memory, "
+                               "cfg 1) each call holds one video and both options use its own features."),
             ],
             outputs=[
                 io.Model.Output("patched_model", display_name="model",
@@ -467,14 +309,14 @@ class MotionI2VAnimate(io.ComfyNode):
                 io.Conditioning.Output("negative_out", display_name="negative",
                                        tooltip="The negative conditioning, unchanged."),
                 io.Latent.Output("video_latent", display_name="latent",
-                                 tooltip="num_frames latents (frame 0 = the picture) with a noise mask: sample with "
-                                 "denoise 1."),
+                                 tooltip="num_frames latents with a noise mask (frame 0 and still regions = the "
+                                 "picture, 0 where it may move): sample with denoise 1."),
             ],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, motion_model, motion, num_frames, latent=None, image=None, vae=None,
-                mask=None) -> io.NodeOutput:
+                mask=None, reference_pairing="official") -> io.NodeOutput:
         import torch.nn.functional as F
 
         node = NODE_ANIMATE
@@ -526,7 +368,7 @@ class MotionI2VAnimate(io.ComfyNode):
             moving = F.interpolate(brush.reshape(1, 1, *brush.shape[-2:]).float(), size=(h, w), mode="nearest")[0, 0]
 
         float32_on_cpu(motion_model.patcher.load_device, motion_model)
-        patched = patch_model_with_motion_modules(model, motion_model, flows, reference, node)
+        patched = patch_model_with_motion_modules(model, motion_model, flows, reference, node, reference_pairing)
         return io.NodeOutput(patched, positive, negative, video_latent(reference, frames, moving))
 
 

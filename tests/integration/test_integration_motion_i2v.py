@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +23,7 @@ from safetensors.torch import load_file
 from tiny_motion_i2v import CONTROLNET, FLOW_VAE, MAKERS, STAGE1, STAGE2
 from tiny_sd15 import TINY_SD15
 
+HERE = pathlib.Path(__file__).resolve().parent
 WORK, FRAMES = 64, 6
 TRACK = {"tracks": [[[6, 14], [8, 17], [9, 21], [9, 25]]]}   # across the flag, in the 64x64 working picture
 NODES = {"MotionI2VPredictFlow", "MotionI2VAnimate", "TracksToSparseFlow"}
@@ -141,10 +146,49 @@ def test_stage2_keeps_the_reference_frame_and_the_still_regions(comfy, chain):
 
 
 def test_picture_given_as_image_makes_the_same_video_latent(comfy, chain):
-    """IMAGE + VAE instead of a LATENT: every frame starts as the picture's latent (the sampler adds the noise)."""
+    """IMAGE + VAE instead of a LATENT: frame 0 and the still regions hold the picture's latent, the rest 0 (the
+    sampler starts the moving regions from noise alone, as the official DDIM starts every frame)."""
     reference, unsampled = _latent(comfy, chain, "36"), _latent(comfy, chain, "40")
     assert unsampled.shape == (FRAMES, 4, WORK // 8, WORK // 8)
-    torch.testing.assert_close(unsampled, reference.expand_as(unsampled), rtol=0, atol=1e-5)
+    brush = torch.from_numpy(_png(comfy, chain, "28")[..., 0] > 127).float()
+    moving = F.interpolate(brush[None, None], size=unsampled.shape[-2:], mode="nearest")[0, 0] > 0.5
+    expected = reference.expand_as(unsampled) * (~moving).float()
+    expected[0] = reference[0]
+    torch.testing.assert_close(unsampled, expected, rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def inprocess():
+    """ComfyUI's own sampler on the patched MODEL, in-process, against the library (motion_i2v_inprocess.py)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(HERE / "motion_i2v_inprocess.py")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_patched_model_samples_on_the_linear_beta_schedule(inprocess):
+    """alphas_cumprod of the patched model_sampling = prod(1 - beta), beta linear 0.00085..0.012, at every step."""
+    assert inprocess["alphas_cumprod_error"] < 1e-6
+    assert abs(inprocess["patched_alpha_bar_501"] - 0.160) < 1e-3           # the issue's figures
+    assert abs(inprocess["sd15_alpha_bar_501"] - 0.275) < 1e-3               # the checkpoint's own schedule
+
+
+def test_comfy_unet_sees_the_clean_reference_at_t_1_every_step(inprocess):
+    steps = 3                                                               # ddim_uniform at 3 steps: 667, 334, 1
+    assert inprocess["reference_timesteps"] == [1.0] * (2 * steps * 2)       # 2 runs x 3 steps x [uncond, cond]
+    assert inprocess["frame_timesteps"] == [[667.0], [334.0], [1.0]] * 2
+    assert inprocess["reference_input_error"] < 1e-6                        # the U-Net input of frame 0 is 0.18215 z0
+    assert inprocess["cond_or_uncond"] == [[1, 0]] * 6                       # one batch, uncond first, as officially
+
+
+def test_comfy_sampler_matches_the_library_stage2(inprocess):
+    """KSampler (euler, ddim_uniform) on the patched MODEL = sample_stage2 (DDIM) to float error, both pairings."""
+    assert inprocess["comfy_vs_library"] < 1e-6 * inprocess["latent_range"]
+    assert inprocess["comfy_vs_library_per_video"] < 1e-6 * inprocess["latent_range"]
+    assert inprocess["pairings_differ"] > 1e-2                              # the pairing is not a no-op
+    assert inprocess["frame0_error"] < 1e-5
 
 
 def test_motion_modules_change_the_sampled_frames(comfy, chain):

@@ -306,10 +306,38 @@ def test_flows_are_shared_by_a_guidance_batch():
     x = torch.randn(2 * frames, 16, 5, 5)                       # [cond video, uncond video]
     flows = torch.randn(frames, 2, 10, 10) * 3
     flows[0] = 0
-    both = module(x, frames, flows)
+    both = module(x, frames, flows, pairing="per video")
     torch.testing.assert_close(both[:frames], module(x[:frames], frames, flows), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(both[frames:], module(x[frames:], frames, flows[None]), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(both, module(x, frames), atol=1e-3)     # the flows do change the result
+    official = module(x, frames, flows)                                # the default: the official tiling
+    assert not torch.allclose(official, both, atol=1e-4), "frame 2 of each video warps the other reference"
+    torch.testing.assert_close(module(x[:frames], frames, flows, pairing="official"),
+                               module(x[:frames], frames, flows, pairing="per video"), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("frames, expected", [
+    (4, [[0, 1, 0], [1, 0, 1]]),              # F - 1 odd (16 frames too): each branch alternates, own first
+    (5, [[0, 1, 0, 1], [0, 1, 0, 1]]),        # F - 1 even: both branches take the same references
+])
+def test_official_pairing_warps_the_references_the_tiling_names(frames, expected):
+    """Warped frame j of video b carries the reference features of video (b (F-1) + j) mod B (``.repeat``)."""
+    from imagedynamics.models.motion_i2v.temporal import splat_reference
+
+    h = w = 3
+    tokens = torch.randn(2 * frames, h * w, 4)
+    tokens[0], tokens[frames] = 1.0, 2.0                        # reference features of video 0 and video 1
+    zero = torch.zeros(frames, 2, h, w)
+    warped = splat_reference(tokens, zero, frames, (h, w))       # [B, F-1, HW, C]; zero flow keeps every value
+    names = warped[..., 0, 0].round().long() - 1
+    assert names.tolist() == expected
+    assert splat_reference(tokens, zero, frames, (h, w), "per video")[..., 0, 0].round().long().sub(1).tolist() \
+        == [[0] * (frames - 1), [1] * (frames - 1)]
+    # a batch ordered [cond, uncond] (ComfyUI may order it so) is paired as the official [uncond, cond] batch
+    from imagedynamics.models.motion_i2v.temporal import reference_pairing
+
+    swapped = reference_pairing(2, frames, order=[1, 0])
+    assert swapped.tolist() == [[1 - v for v in row] for row in expected[::-1]]
 
 
 def test_fresh_temporal_module_is_identity_and_checks_inputs():
@@ -374,14 +402,14 @@ def test_stage1_sampler_end_to_end_with_brush_and_controlnet(tiny_stage1):
     kwargs = dict(strides=strides, num_steps=2, guidance_scale=7.0, static_mask=static)
     steps = []
     flows = sample_stage1(unet, vae, image, cond, uncond, controlnet=controlnet, control=control,
-                          generator=torch.Generator().manual_seed(1), callback=lambda i, t, z: steps.append(t),
-                          **kwargs)
+                          generator=torch.Generator().manual_seed(1),
+                          progress=lambda done, total: steps.append((done, total)), **kwargs)
     assert flows.shape == (n, 2, height, width) and flows.dtype == torch.float32
     assert torch.isfinite(flows).all()
     assert flows[:, :, :, :16].eq(0).all()                       # exactly zero under the brush
     assert flows[:, :, :, 16:].abs().amax() > 0
     assert flows[:, 0].abs().max() <= width and flows[:, 1].abs().max() <= height
-    assert len(steps) == 2 and steps[0] > steps[-1]
+    assert steps == [(1, 2), (2, 2)]
     plain = sample_stage1(unet, vae, image, cond, uncond, generator=torch.Generator().manual_seed(1), **kwargs)
     assert not torch.allclose(plain, flows), "the ControlNet residuals must reach the U-Net"
 
@@ -424,3 +452,72 @@ def test_stage2_reference_sampler_keeps_the_reference_frame():
     assert torch.isfinite(latents).all()
     with pytest.raises(ValueError, match="no frame-stride"):
         unet(torch.randn(1, 4, 2, 4, 4), 10, torch.randn(1, 3, 16), strides=[8, 16])
+
+
+def test_library_schedule_is_linear_in_beta_at_every_step():
+    """Both stages' DDIM: alphas_cumprod = prod(1 - beta), beta linear 0.00085..0.012 (not SD's scaled_linear)."""
+    betas = torch.linspace(0.00085, 0.012, 1000, dtype=torch.float64)
+    formula = torch.cumprod(1 - betas, dim=0)
+    scheduler = C.make_scheduler()
+    assert (scheduler.alphas_cumprod.double() - formula).abs().max() < 1e-6
+    assert torch.equal(C.training_betas(), scheduler.betas)
+    assert abs(float(formula[501]) - 0.160) < 1e-3                        # SD 1.5's own: 0.275
+
+
+def test_stage2_embeds_the_reference_frame_at_t_1_at_every_step():
+    torch.manual_seed(0)
+    unet = MotionI2VUNet3D(stage2_unet_config(tiny_config("stage1"))).eval()
+    frames, steps = 3, 4
+    seen = []
+    handle = unet.time_proj.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    try:
+        sample_stage2(unet, torch.randn(1, 4, 4, 4), with_reference_frame(torch.randn(frames - 1, 2, 32, 32)),
+                      torch.randn(1, 3, 16), torch.randn(1, 3, 16), num_steps=steps,
+                      generator=torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    scheduler = C.make_scheduler()
+    scheduler.set_timesteps(steps)
+    assert len(seen) == steps
+    for t, timesteps in zip(scheduler.timesteps.tolist(), seen):
+        per_frame = timesteps.reshape(2, frames)                        # [uncond, cond] x frames
+        assert per_frame[:, 0].eq(1).all()                              # the clean reference: t = 1
+        assert per_frame[:, 1:].eq(t).all()                             # the noisy frames: the step's t
+
+
+def test_demo_rasterisation_of_hand_written_tracks():
+    """Patches [int(y)-u, int(y)+u) x [int(x)-u, int(x+u)), p(t) - p(0) in them, the later track on top."""
+    from imagedynamics.models.motion_i2v.sparse_control import demo_flow_unit, demo_sparse_flow
+    from imagedynamics.ops.trajectories import Tracks
+
+    points = torch.tensor([[[5.9, 4.2], [9.0, 7.5]],                 # frame 0: starts of track A and track B
+                           [[7.9, 5.2], [8.0, 7.5]],
+                           [[9.9, 6.2], [7.0, 9.5]]])
+    flows, mask = demo_sparse_flow(Tracks(points), 12, 16, num_frames=3, unit=3)
+    expected_flow = torch.zeros(3, 2, 12, 16)
+    expected_mask = torch.zeros(3, 1, 12, 16)
+    # track A: centre (int 5.9, int 4.2) = (5, 4): rows 1..6, columns 2..7 (int(5.9 + 3) = 8, exclusive)
+    expected_mask[:, :, 1:7, 2:8] = 1
+    expected_flow[1, :, 1:7, 2:8] = torch.tensor([2.0, 1.0])[:, None, None]
+    expected_flow[2, :, 1:7, 2:8] = torch.tensor([4.0, 2.0])[:, None, None]
+    # track B: centre (9, 7): rows 4..9, columns 6..11; drawn after A, so it wins where they overlap
+    expected_mask[:, :, 4:10, 6:12] = 1
+    expected_flow[1, :, 4:10, 6:12] = torch.tensor([-1.0, 0.0])[:, None, None]
+    expected_flow[2, :, 4:10, 6:12] = torch.tensor([-2.0, 2.0])[:, None, None]
+    torch.testing.assert_close(mask, expected_mask, rtol=0, atol=0)
+    torch.testing.assert_close(flows, expected_flow, rtol=0, atol=1e-6)
+    assert demo_flow_unit(320, 512) == 64                            # the demo's 128 x 128 px patches
+    # one clicked point: the demo's track to (x + 1, y + 1)
+    still, _ = demo_sparse_flow(Tracks(torch.tensor([[[6.0, 6.0]]])), 12, 16, num_frames=2, unit=1)
+    assert still[1, :, 6, 6].tolist() == [1.0, 1.0] and still[1].abs().sum() == 2 * 4   # a 2 x 2 px patch
+
+
+def test_empty_demo_control_is_no_motion_nowhere_given(tiny_stage1):
+    """What MotionI2VPredictFlow feeds the ControlNet when nothing is drawn (empty_control): flow 0.5, mask 0."""
+    from imagedynamics.models.motion_i2v.flow_vae import encode_normalised
+
+    _, vae = tiny_stage1
+    control = make_control(vae, torch.zeros(2, 2, 16, 16), torch.zeros(2, 1, 16, 16), sample=False)
+    expected = encode_normalised(vae, torch.full((2, 2, 16, 16), 0.5), scale=1.0, sample=False)
+    torch.testing.assert_close(control[:, :4], expected.float())
+    assert control[:, 4].eq(0).all()
