@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import pathlib
+import pkgutil
 
 import numpy as np
 import pytest
@@ -12,6 +14,16 @@ from PIL import Image
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 PACK_NODES = {"SparseTrajectoryToFlow", "EulerianMotion", "SoftmaxSplatRender", "PreviewMotion"}
+
+
+def _cpu_test_settings() -> dict:
+    """``{workflow: {node id: {input: value}}}``: smaller settings a spec asks the tests to run its graphs with."""
+    import workflow_specs
+
+    settings = {}
+    for module in pkgutil.iter_modules(workflow_specs.__path__):
+        settings.update(getattr(importlib.import_module(f"workflow_specs.{module.name}"), "CPU_TEST_SETTINGS", {}))
+    return settings
 
 
 def pack_nodes(object_info):
@@ -44,6 +56,8 @@ def read_animation(path: pathlib.Path) -> list[np.ndarray]:
 def test_example_workflow_runs_and_saves_frames(comfy, load_workflow, prepare_workflow, name):
     """Every file in workflows/ runs over HTTP; its animations have the frame count and size the graph asks for."""
     prompt = prepare_workflow(name, load_workflow(name))
+    for node_id, inputs in _cpu_test_settings().get(name, {}).items():
+        prompt[node_id]["inputs"].update(inputs)
     outputs = comfy.run(prompt)
     saved = [(node_id, item) for node_id, out in outputs.items() for key in ("images", "gifs", "latents")
              for item in out.get(key, []) if item.get("type") == "output"]
