@@ -1,5 +1,8 @@
 """Writes examples/astronaut.png: scikit-image's ``astronaut`` (NASA, public domain) with a motion brush in its alpha.
 
+Also examples/astronaut_512x320.png, the same picture resized and centre-cropped to Motion-I2V's 512 x 320 as the
+authors' demo prepares its pictures (rows 96..415 of the square), for the Motion-I2V example graphs.
+
 ComfyUI's LoadImage turns transparency into a MASK (mask = 1 - alpha), exactly as when a user paints a mask in
 the front end's mask editor: here the flag is transparent, so it is the region that may move.
 Run once; the result is committed so that the demo needs no scikit-image.
@@ -25,8 +28,12 @@ def main() -> None:
     ImageDraw.Draw(brush).polygon(FLAG, fill=0)
     alpha = np.asarray(brush, dtype=np.uint8)
     out = ROOT / "examples" / "astronaut.png"
-    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(out, optimize=True)
+    picture = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    picture.save(out, optimize=True)
     print(out, out.stat().st_size)
+    demo = ROOT / "examples" / "astronaut_512x320.png"
+    picture.crop((0, 96, 512, 416)).save(demo, optimize=True)
+    print(demo, demo.stat().st_size)
 
 
 if __name__ == "__main__":
