@@ -18,7 +18,9 @@ stage-2 motion modules, and the same weights in the library's pure-PyTorch stage
 - ``cond_or_uncond``: the batch layouts the calls had;
 - ``comfy_vs_library`` (official pairing) and ``comfy_vs_library_per_video``: max |ComfyUI's KSampler result
   (euler, ddim_uniform, 3 steps, cfg 5) x 0.18215 - sample_stage2's| with the library started from ComfyUI's
-  first state; ``pairings_differ``: max |official - per video| of ComfyUI's results; ``latent_range``.
+  first state; ``pairings_differ``: max |official - per video| of ComfyUI's results; ``latent_range``;
+- ``pairing_*``: the reference index the runner gives a 5-frame batch ordered [uncond, cond] or [cond, uncond]
+  (``cond_or_uncond`` [1, 0] / [0, 1]) and a call holding one video.
 """
 from __future__ import annotations
 
@@ -100,7 +102,7 @@ def main() -> dict:
     import torch
 
     from imagedynamics.models.motion_i2v.sampler import sample_stage2
-    from imagedynamics.nodes.motion.motion_i2v_patch import patch_model_with_motion_modules, video_latent
+    from imagedynamics.nodes.motion.motion_i2v_patch import MotionRunner, patch_model_with_motion_modules, video_latent
 
     torch.manual_seed(0)
     model, holder, library = models()
@@ -141,7 +143,11 @@ def main() -> dict:
         library_out[pairing] = sample_stage2(library, 0.18215 * reference, flows, cond, uncond, num_steps=STEPS,
                                              guidance_scale=CFG, pairing=pairing, latents=start.clone())
     original = model.get_model_object("model_sampling")
+    runner = MotionRunner(holder.model, flows, 5)                  # 5 frames: F - 1 even, the tiling is asymmetric
     return {
+        "pairing_uncond_first": runner.pairing_for(2, [1, 0]).tolist(),
+        "pairing_cond_first": runner.pairing_for(2, [0, 1]).tolist(),
+        "pairing_split_call": runner.pairing_for(1, [0]).tolist(),
         "alphas_cumprod_error": (1 / (1 + sigmas ** 2) - alphas_cumprod).abs().max().item(),
         "sd15_alpha_bar_501": 1 / (1 + float(original.sigmas[501]) ** 2),
         "patched_alpha_bar_501": 1 / (1 + float(sigmas[501]) ** 2),

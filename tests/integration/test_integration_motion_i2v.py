@@ -4,6 +4,9 @@ One prompt runs the whole chain on CPU: the core CheckpointLoaderSimple (a tiny 
 and VAE Encode, LoadMotionModel for the four Motion-I2V components, SparseTrajectoryToFlow -> TracksToSparseFlow,
 MotionI2VPredictFlow (with and without the trajectory), MotionI2VAnimate, and the core KSampler with the patched
 and with the original MODEL. Results come back as saved PNGs (previews of the flows) and .latent files.
+
+The stage-2 mechanism (the patched schedule, frame 0 at t = 1, the reference pairing, KSampler = the library's
+sample_stage2) is measured in a subprocess that runs ComfyUI's own sampler in-process (motion_i2v_inprocess.py).
 """
 from __future__ import annotations
 
@@ -188,6 +191,14 @@ def test_comfy_sampler_matches_the_library_stage2(inprocess):
     assert inprocess["comfy_vs_library"] < 1e-6 * inprocess["latent_range"]
     assert inprocess["comfy_vs_library_per_video"] < 1e-6 * inprocess["latent_range"]
     assert inprocess["pairings_differ"] > 1e-2                              # the pairing is not a no-op
+
+
+def test_comfy_batch_order_and_split_calls_keep_the_official_pairing(inprocess):
+    """Warped frame j of the video at official position p ([uncond, cond]) warps position (4 p + j) mod 2's
+    reference, whichever order ComfyUI batches the branches in; a call holding one video uses its own."""
+    assert inprocess["pairing_uncond_first"] == [[0, 1, 0, 1], [0, 1, 0, 1]]
+    assert inprocess["pairing_cond_first"] == [[1, 0, 1, 0], [1, 0, 1, 0]]     # the uncond video is now index 1
+    assert inprocess["pairing_split_call"] == [[0, 0, 0, 0]]
     assert inprocess["frame0_error"] < 1e-5
 
 
