@@ -52,6 +52,7 @@ config). Do not run two trainings in the same --work-dir.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import pathlib
@@ -71,21 +72,29 @@ from ..ops.spectral import frequency_stats, motion_to_spectrum, normalize_spectr
 from .common import (
     CSVLog,
     Phase,
+    Recipe,
     StopRun,
     add_run_arguments,
     atomic_write_json,
     list_videos,
+    load_phase_weights,
     parse_size,
     phase_progress,
     phase_state_path,
     read_json,
+    recipe_from_args,
     seeded_loader,
+    split_validation,
     train_phase,
 )
+from .validation import side_by_side
 from .video_io import read_video_cropped
 
 PHASES = ("vae", "stage1", "stage2")
 DEFAULT_STEPS = {"full": (100_000, 300_000, 50_000), "small": (20_000, 60_000, 10_000), "tiny": (200, 300, 50)}
+RECIPES = {"full": Recipe("constant", warmup_steps=5000, ema_decay=0.9999, validate_every=5000),
+           "small": Recipe("constant", warmup_steps=1000, ema_decay=0.9999, validate_every=2000),
+           "tiny": Recipe()}
 LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "l1", "grad", "kl")
 STATS_PIXELS = 8192  # random pixels per sample for the percentile statistics
 
@@ -228,6 +237,78 @@ class _VAELoss:
         return vae_loss(vae, slices)
 
 
+# ============================================================================================ validation
+
+
+def validation_sample(video: pathlib.Path, folder: pathlib.Path, config: GIDConfig, args
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out sample: (picture [3, H, W] in [0, 1], spectrum complex [K, 2, H, W]) of the first T frames of
+    ``video`` (cached in ``folder``)."""
+    from safetensors.torch import load_file, save_file
+
+    settings = json.dumps({"video": str(video.resolve()), **_data_settings(config, args)}, sort_keys=True)
+    path = folder / "sample.safetensors"
+    if path.exists():
+        data = load_file(str(path))
+        if bytes(data["settings"].tolist()).decode() == settings:
+            return data["image"].float() / 255.0, real_to_spectrum(data["spectrum"].float())
+    frames, fps = read_video_cropped(video, config.width, config.height, args.frame_stride, config.num_frames)
+    if frames.shape[0] < config.num_frames:
+        raise ValueError(f"--validation-video {video.name}: {frames.shape[0]} frames < T = {config.num_frames}")
+    motion = reference_anchored_motion(frames, preset=args.flow_preset, fps=fps)
+    coeffs = motion_to_spectrum(motion.displacement, config.num_frequencies)
+    image = (frames[0] * 255).round().clamp(0, 255).to(torch.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"image": image.contiguous(), "spectrum": spectrum_to_real(coeffs).contiguous(),
+               "settings": torch.tensor(list(settings.encode()), dtype=torch.uint8)}, str(path))
+    return image.float() / 255.0, coeffs
+
+
+class GIDValidation:
+    """Validation animations of the held-out picture (left: rendered with its measured motion, right: with the
+    model's): the VAE phase shows the VAE's reconstruction of the measured spectrum, the U-Net stages a spectrum
+    sampled from the picture (DDIM, 25 steps, seed 0; stage 1 without the frequency attention)."""
+
+    def __init__(self, sample: tuple[torch.Tensor, torch.Tensor], stats: torch.Tensor, config: GIDConfig,
+                 max_frames: int = 48, sampling_steps: int = 25):
+        self.picture, self.coeffs = sample
+        self.stats, self.config = stats, config
+        t = config.num_frames
+        self.times = torch.arange(0, t, max(1, -(-t // max_frames)))
+        self.sampling_steps = sampling_steps
+        self.truth = None
+
+    def render(self, coeffs: torch.Tensor, device) -> torch.Tensor:
+        from ..ops.render import motion_magnitude_metric, render_frames
+        from ..ops.spectral import spectrum_to_motion
+
+        motion = spectrum_to_motion(coeffs.to(device), self.config.num_frames, times=self.times.to(device)).float()
+        frames, _ = render_frames(self.picture[None].to(device), motion, motion_magnitude_metric(motion))
+        return frames.cpu()
+
+    def for_phase(self, name: str, vae) -> callable:
+        from ..models.gid.sampler import sample_spectrum
+        from ..ops.spectral import denormalize_spectrum
+
+        def validate(model: torch.nn.Module) -> torch.Tensor:
+            device = next(model.parameters()).device
+            if self.truth is None:
+                self.truth = self.render(self.coeffs, device)
+            if name == "vae":
+                normalized = normalize_spectrum(self.coeffs, self.stats).to(device)
+                recon = model.decode(model.encode(normalized).latent_dist.mode()).sample
+                coeffs = denormalize_spectrum(recon.float(), self.stats.to(device))
+            else:
+                with torch.device("meta"):  # a shell around the networks being trained
+                    gid = GIDModel(self.config)
+                gid.vae, gid.unet, gid.stats = vae, model, self.stats.to(device)
+                coeffs = sample_spectrum(gid, self.picture[None].to(device), num_steps=self.sampling_steps, seed=0,
+                                         coordinate=name == "stage2")
+            return side_by_side(self.truth, self.render(coeffs, device))
+
+        return validate
+
+
 # ============================================================================================ main
 
 
@@ -253,7 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-preset", default="medium", choices=("ultrafast", "fast", "medium"), help="DIS preset")
     p.add_argument("--stats-samples", type=int, default=512, help="samples used for the statistics s")
     add_run_arguments(p)
-    p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for U-Net memory")
     return p
 
 
@@ -311,7 +391,10 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     work.mkdir(parents=True, exist_ok=True)
     steps = dict(zip(PHASES, _steps(args)))
     config = _config_from_args(args)
-    videos = list_videos(args.videos)
+    recipe = recipe_from_args(args, RECIPES[args.preset])
+    videos, validation_video, _ = split_validation(list_videos(args.videos), args, recipe)
+    if not videos:
+        raise ValueError("no training video is left once the validation video is held out")
 
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
@@ -340,6 +423,10 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
     slices = SpectrumDataset(work / "data", samples, stats, "slice")
     volumes = SpectrumDataset(work / "data", samples, stats, "volume")
+    validation = None
+    if validation_video is not None and accelerator.is_main_process:
+        validation = GIDValidation(validation_sample(validation_video, work / "validation", config, args), stats,
+                                   config)
     device = accelerator.device
     budget = args.stop_after
 
@@ -350,6 +437,9 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
 
     def run_phase(phase: Phase) -> torch.nn.Module:
         nonlocal budget
+        phase.recipe = recipe
+        if validation is not None:
+            phase.validate = validation.for_phase(phase.name, vae)
         if budget is not None and budget <= 0:
             raise StopRun(f"stopped before phase {phase.name}")
         start = run["step"] if run["phase"] == phase.name else 0
@@ -387,7 +477,6 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
 
         # ---------------------------------------------------------------------------- U-Net stage 1
         unet = GIDUNet(config)
-        unet.gradient_checkpointing = bool(args.gradient_checkpointing)
         stage1_file = work / "unet_stage1.safetensors"
         if current == order["stage1"]:
             # stage 1 never runs the frequency attention: keep it out of the optimiser (and out of DDP's sight)
@@ -413,7 +502,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
                                    DenoisingLoss(vae, config, coordinate=True), steps["stage2"], args.lr))
             record("done", steps["stage2"])
         elif stage2_state.exists():
-            unet.load_state_dict(_load_tensors(stage2_state, key="model"))
+            unet.load_state_dict(load_phase_weights(stage2_state))
     except StopRun as stop:
         if accelerator.is_main_process:
             logger.warning("%s; continue with --resume", stop)

@@ -62,23 +62,31 @@ from ..ops.progress import ProgressFn
 from .common import (
     CSVLog,
     Phase,
+    Recipe,
     StopRun,
     add_run_arguments,
     atomic_write_json,
     list_videos,
+    load_phase_weights,
     parse_size,
     phase_progress,
     phase_state_path,
     read_json,
+    recipe_from_args,
     seeded_loader,
+    split_validation,
     train_phase,
 )
+from .validation import side_by_side
 from .video_io import read_video_cropped
 
 PHASES = ("pr", "vae", "finetune", "denoiser")
 DEFAULT_STEPS = {"paper": (300_000, 200_000, 20_000, 300_000), "small": (60_000, 40_000, 5_000, 60_000),
                  "tiny": (300, 200, 0, 300)}
 DEFAULT_MIN_PSNR = {"paper": 31.14, "small": 25.0, "tiny": 12.0}
+RECIPES = {"paper": Recipe("constant", warmup_steps=5000, ema_decay=0.9999, validate_every=5000),
+           "small": Recipe("constant", warmup_steps=1000, ema_decay=0.9999, validate_every=2000),
+           "tiny": Recipe()}
 # share of the remaining time budget each phase gets (--max-seconds)
 TIME_WEIGHTS = {"pr": 0.45, "vae": 0.25, "finetune": 0.1, "denoiser": 0.3}
 LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "pixel", "equivariance", "teacher", "flow_mse", "grad", "kl")
@@ -434,17 +442,33 @@ class _DenoiserLoss:
         return F.mse_loss(eps.float(), noise.float()), {}
 
 
-class _Deadline:
-    """Wraps a phase's loss: once the phase's time share is used up, the phase ends after the current step."""
+# ============================================================================================ validation
 
-    def __init__(self, phase: Phase, loss_fn, start_step: int, deadline: float | None):
-        self.phase, self.loss_fn, self.step, self.deadline = phase, loss_fn, start_step, deadline
 
-    def __call__(self, model, batch):
-        self.step += 1
-        if self.deadline is not None and time.monotonic() >= self.deadline and self.step < self.phase.steps:
-            self.phase.steps = self.step  # train_phase re-reads it: this step is the last (state is saved)
-        return self.loss_fn(model, batch)
+class LVMMValidation:
+    """Validation animations of a held-out segment (left: the real frames, right: the model's): pr renders every
+    frame through P and R, vae and finetune through the motion VAE too, denoiser samples a trajectory for the
+    first frame (DDIM, 25 steps, seed 0) and renders it with R."""
+
+    def __init__(self, model: LVMM, frames: torch.Tensor, sampling_steps: int = 25):
+        self.model, self.frames, self.sampling_steps = model, frames, sampling_steps
+
+    def for_phase(self, name: str):
+        def validate(part: nn.Module) -> torch.Tensor:
+            from ..models.lvmm.sampler import render_with_lvmm, sample_latent_motion
+
+            m = self.model
+            frames = self.frames.to(m.device, m.dtype)
+            first = frames[:1]
+            if name == "denoiser":
+                motion = sample_latent_motion(m, first, steps=self.sampling_steps, seed=0)
+                rendered = render_with_lvmm(m, first, motion)
+            else:
+                rendered = reconstruct(m, first.expand(frames.shape[0], -1, -1, -1), frames,
+                                       through_vae=name != "pr").cpu()
+            return side_by_side(self.frames, rendered)
+
+        return validate
 
 
 # ============================================================================================ main
@@ -535,8 +559,11 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     work.mkdir(parents=True, exist_ok=True)
     steps = _steps(args)
     config = _config_from_args(args)
+    recipe = recipe_from_args(args, RECIPES[args.preset])
     min_psnr = DEFAULT_MIN_PSNR[args.preset] if args.min_psnr is None else float(args.min_psnr)
-    videos = list_videos(args.videos)
+    videos, validation_video, _ = split_validation(list_videos(args.videos), args, recipe)
+    if not videos:
+        raise ValueError("no training video is left once the validation video is held out")
 
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
@@ -580,6 +607,13 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     budget = args.stop_after
 
     model = LVMM(config)
+    validation = None
+    if validation_video is not None and accelerator.is_main_process:
+        frames, _ = read_frames(validation_video, config.width, config.height, config.frame_stride,
+                                config.num_frames + 1)
+        if frames.shape[0] < config.num_frames + 1:
+            raise ValueError(f"validation video {validation_video.name}: {frames.shape[0]} frames < K + 1")
+        validation = LVMMValidation(model, frames)
 
     def record(phase: str, step: int, **extra) -> None:
         run.update(phase=phase, step=step, config=config.to_dict(), **extra)
@@ -598,8 +632,9 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         start = run["step"] if run["phase"] == name else 0
         part._loss = loss_fn
         phase = Phase(name, part, [p for p in part.parameters() if p.requires_grad],
-                      seeded_loader(dataset, batch_size, args, start), _call_part, steps[name], lr)
-        phase.loss_fn = _Deadline(phase, _call_part, start, deadline_for(name))
+                      seeded_loader(dataset, batch_size, args, start), _call_part, steps[name], lr, recipe=recipe,
+                      validate=validation.for_phase(name) if validation is not None else None,
+                      deadline=deadline_for(name))
         trained, done = train_phase(accelerator, phase, work, log, resume_step=start, save_every=args.save_every,
                                     log_every=args.log_every, stop_after=budget,
                                     on_state=lambda n, s: record(n, s), seed=args.seed,
@@ -700,7 +735,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         else:
             state = phase_state_path(work, "denoiser")
             if state.exists():
-                den.load_state_dict(torch.load(state, map_location="cpu", weights_only=True)["model"])
+                den.load_state_dict(load_phase_weights(state))
     except StopRun as stop:
         if accelerator.is_main_process:
             logger.warning("%s; continue with --resume", stop)

@@ -59,19 +59,28 @@ from .common import (
     VIDEO_EXTENSIONS,
     CSVLog,
     Phase,
+    Recipe,
     StopRun,
     add_run_arguments,
     atomic_write_json,
     list_videos,
     read_json,
+    recipe_from_args,
     seeded_loader,
+    split_validation,
     train_phase,
 )
+from .validation import side_by_side
 from .video_io import read_video
 
 PHASE = "renderer"
+DEFAULT_STEPS = {"default": 20_000, "small": 20_000, "tiny": 200, "resnet34": 100_000}
+RECIPES = {"default": Recipe("cosine", warmup_steps=500, ema_decay=0.999, validate_every=1000),
+           "small": Recipe("cosine", warmup_steps=500, ema_decay=0.999, validate_every=1000),
+           "resnet34": Recipe("cosine", warmup_steps=2000, ema_decay=0.9999, validate_every=5000),
+           "tiny": Recipe()}
 METRICS = ("mixed", "brightness", "motion", "none")
-LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "l1", "ssim", "grad", "hole")
+LOG_FIELDS = ("phase", "step", "loss", "lr", "elapsed", "l1", "ssim", "grad", "hole", "perceptual")
 CACHE_VERSION = 2
 
 logger = logging.getLogger(__name__)
@@ -285,17 +294,20 @@ def random_intention(batch: int, height: int, width: int, probability: float, de
 
 
 class RendererLoss:
-    """loss(model, (source, target, flow)) -> (L1 + w_ssim MS-SSIM + w_grad gradient L1, parts)."""
+    """loss(model, (source, target, flow)) -> (L1 + w_hole hole L1 + w_ssim MS-SSIM + w_grad gradient L1
+    + w_perceptual perceptual loss, parts); ``perceptual`` is a ``models.renderer.backbones.PerceptualLoss``
+    (a network the user supplies) or None."""
 
     def __init__(self, metric: str = "mixed", metric_scale: float = 50.0, intention_dropout: float = 0.0,
                  ssim_weight: float = 0.5, grad_weight: float = 0.0, hole_weight: float = 0.0,
-                 hole_threshold: float = 1e-3):
+                 hole_threshold: float = 1e-3, perceptual=None, perceptual_weight: float = 1.0):
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         self.metric, self.metric_scale = metric, float(metric_scale)
         self.intention_dropout = float(intention_dropout)
         self.ssim_weight, self.grad_weight = float(ssim_weight), float(grad_weight)
         self.hole_weight, self.hole_threshold = float(hole_weight), float(hole_threshold)
+        self.perceptual, self.perceptual_weight = perceptual, float(perceptual_weight)
 
     def splat_metric(self, source: torch.Tensor, target: torch.Tensor, flow: torch.Tensor) -> torch.Tensor | None:
         kind = self.metric
@@ -333,7 +345,39 @@ class RendererLoss:
             grad = gradient_l1(pred, target)
             loss = loss + self.grad_weight * grad
             parts["grad"] = float(grad.detach())
+        if self.perceptual is not None and self.perceptual_weight:
+            perceptual = self.perceptual(pred, target)
+            loss = loss + self.perceptual_weight * perceptual
+            parts["perceptual"] = float(perceptual.detach())
         return loss, parts
+
+
+class RendererValidation:
+    """The validation animation: the first frame of the held-out clip splatted to each later frame of its first
+    pairs (gaps 1 .. --max-gap), next to the real frames (left: real, right: rendered)."""
+
+    def __init__(self, cache_file: pathlib.Path, loss: RendererLoss, long_side: int):
+        from safetensors.torch import load_file
+
+        data = load_file(str(cache_file))
+        first = int(data["pairs"][0, 0])
+        chosen = [i for i, (a, b) in enumerate(data["pairs"].tolist()) if a == first and b > a]
+        self.frames = data["frames"].float() / 255.0
+        self.source = self.frames[first]
+        self.targets = self.frames[[int(data["pairs"][i, 1]) for i in chosen]]
+        self.flows = data["flows"][chosen].float()
+        self.metric = "brightness" if loss.metric == "mixed" else loss.metric
+        self.metric_scale = loss.metric_scale
+
+    def __call__(self, model: ImageRenderer) -> torch.Tensor:
+        device = next(model.parameters()).device
+        n = self.flows.shape[0]
+        source = self.source[None].expand(n, -1, -1, -1).to(device)
+        targets, flows = self.targets.to(device), self.flows.to(device)
+        chooser = RendererLoss(self.metric, self.metric_scale)
+        rendered = model(source, flows, chooser.splat_metric(source, targets, flows)).clamp(0, 1)
+        real = torch.cat([self.source[None], self.targets])
+        return side_by_side(real, torch.cat([self.source[None], rendered.cpu()]))
 
 
 # ============================================================================================ main
@@ -344,7 +388,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", required=True, nargs="+", help="video files and/or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
-    p.add_argument("--preset", default="default", choices=("default", "small", "tiny"), help="renderer size")
+    p.add_argument("--preset", default="default", choices=("default", "small", "tiny", "resnet34"),
+                   help="renderer size; resnet34 = GID's ResNet-34 feature extractor")
+    p.add_argument("--encoder", default=None, choices=("conv", "resnet34"),
+                   help="override the preset's feature encoder (resnet34: levels 1.. fixed at 64,64,128,256,512)")
+    p.add_argument("--encoder-weights", default=None,
+                   help="your own torchvision ResNet-34 weights (.pth/.safetensors) to start the resnet34 encoder "
+                        "from (default: random initialisation; nothing is downloaded)")
+    p.add_argument("--perceptual-network", default=None,
+                   help="a torchvision VGG (e.g. vgg16) or ResNet-34 weights file you have: adds GID's perceptual "
+                        "loss computed with it (without one the perceptual loss is off: nothing is downloaded)")
+    p.add_argument("--perceptual-weight", type=float, default=1.0, help="weight of the perceptual loss")
     p.add_argument("--channels", default=None, help="override the preset's channels per level, e.g. 16,32,64,64")
     p.add_argument("--blocks", type=int, default=None, help="override the preset's residual blocks per level")
     p.add_argument("--guided-fill", action=argparse.BooleanOptionalAction, default=None,
@@ -353,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the preset's fill_features (push-pull fill of the splatted features' holes)")
     p.add_argument("--size", type=int, default=256,
                    help="training crop side in pixels (square, clipped to the smallest video's height / width)")
-    p.add_argument("--steps", type=int, default=20_000, help="optimisation steps")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: default/small 20000)")
     p.add_argument("--batch", type=int, default=8, help="pairs per step (per process)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--long-side", type=int, default=512, help="resize videos so their long side is this (0: keep)")
@@ -382,7 +436,9 @@ def _data_settings(args) -> dict:
             "start_every": args.start_every, "max_gap": args.max_gap, "flow_preset": args.flow_preset}
 
 
-def _validate(args) -> None:
+def _check_args(args) -> None:
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS[args.preset]
     for name in ("size", "steps", "batch", "max_frames_per_video", "frame_stride", "start_every", "max_gap"):
         if getattr(args, name) < (0 if name == "steps" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
@@ -397,7 +453,8 @@ def _validate(args) -> None:
 def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> int:
     """The command line (``argv``); ``progress(step, steps)`` after every optimisation step (train/common.py)."""
     args = build_parser().parse_args(argv)
-    _validate(args)
+    _check_args(args)
+    recipe = recipe_from_args(args, RECIPES[args.preset])
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -416,8 +473,15 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         config.guided_fill = bool(args.guided_fill)
     if args.fill_features is not None:
         config.fill_features = bool(args.fill_features)
+    if args.encoder is not None and args.encoder != config.encoder:
+        config.encoder = args.encoder
+        if args.encoder == "resnet34" and not args.channels:
+            config.channels = config.decoder_channels = (config.channels[0], 64, 64, 128, 256)[:max(
+                2, min(5, len(config.channels)))]
     config.metric_scale = float(args.metric_scale)
     config.validate()
+    if args.encoder_weights and config.encoder != "resnet34":
+        raise ValueError("--encoder-weights needs the resnet34 encoder (--preset resnet34 or --encoder resnet34)")
 
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
@@ -438,7 +502,11 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     # data: every process prepares its share of the videos, then all read every cache file
     settings = _data_settings(args)
     cache = work / "data"
-    for i, path in enumerate(videos):
+    videos, validation_video, _ = split_validation(videos, args, recipe)
+    if not videos:
+        raise ValueError("no training video is left once the validation video is held out")
+    everything = videos + ([validation_video] if validation_video is not None else [])
+    for i, path in enumerate(everything):
         if i % accelerator.num_processes == accelerator.process_index:
             prepare_video(path, cache, settings)
     accelerator.wait_for_everyone()
@@ -451,15 +519,27 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     model = ImageRenderer(config)
+    if args.encoder_weights:
+        model.load_encoder_weights(args.encoder_weights)
+    perceptual = None
+    if args.perceptual_network:
+        from ..models.renderer.backbones import PerceptualLoss, load_state_file
+
+        perceptual = PerceptualLoss(load_state_file(args.perceptual_network), name=args.perceptual_network)
+        perceptual.to(accelerator.device)
     loss = RendererLoss(args.metric, args.metric_scale, args.intention_dropout, args.ssim_weight, args.grad_weight,
-                        args.hole_weight, config.hole_threshold)
+                        args.hole_weight, config.hole_threshold, perceptual, args.perceptual_weight)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
 
     def record(name: str, step: int) -> None:
         if accelerator.is_main_process:
             atomic_write_json(run_path, {"phase": name, "step": int(step), "config": config.to_dict()})
 
-    phase = Phase(PHASE, model, list(model.parameters()), loader, loss, args.steps, args.lr)
+    validate = None
+    if validation_video is not None:
+        validate = RendererValidation(prepare_video(validation_video, cache, settings), loss, args.long_side)
+    phase = Phase(PHASE, model, list(model.parameters()), loader, loss, args.steps, args.lr, recipe=recipe,
+                  validate=validate)
     try:
         model, _ = train_phase(accelerator, phase, work, log, resume_step=int(run["step"]),
                                save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after,
@@ -470,8 +550,12 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         return 0
     if accelerator.is_main_process:
         out.parent.mkdir(parents=True, exist_ok=True)
-        training = {"steps": args.steps, "crop": list(dataset.crop), "metric": args.metric, "long_side": args.long_side,
-                    "max_gap": args.max_gap, "flow_preset": args.flow_preset, "videos": len(videos)}
+        training = {"steps": args.steps, "recipe": recipe.to_dict(), "crop": list(dataset.crop),
+                    "metric": args.metric, "long_side": args.long_side, "max_gap": args.max_gap,
+                    "flow_preset": args.flow_preset, "videos": len(videos),
+                    "encoder_weights": os.path.basename(args.encoder_weights) if args.encoder_weights else None,
+                    "perceptual_network": (os.path.basename(args.perceptual_network) if args.perceptual_network
+                                           else None)}
         renderer_checkpoint.save(out, model.cpu().eval(), training)
         print(f"wrote {out} (work dir {work})")
     accelerator.wait_for_everyone()

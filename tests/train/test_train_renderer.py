@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -145,3 +146,39 @@ def test_bad_arguments(tmp_path):
         main(["--videos", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "r.safetensors")])
     with pytest.raises(ValueError, match="lr"):
         main(["--videos", str(clip_path("bikes")), "--out", str(tmp_path / "r.safetensors"), "--lr", "0"])
+
+
+RECIPE = ["--ema-decay", "0.9", "--lr-schedule", "cosine", "--warmup-steps", "20", "--gradient-accumulation", "2",
+          "--metric", "mixed", "--intention-dropout", "0.5", "--flip", "--batch", "3"]
+
+
+def test_resumed_run_equals_the_uninterrupted_run(tmp_path):
+    # random metric choice, intention rectangles and flips: all of it must come back exactly after a resume
+    straight, straight_work = _run(tmp_path, "--steps", "6", *RECIPE, name="straight")
+    shutil.copytree(straight_work / "data", tmp_path / "resumed.work" / "data")  # the same flows, computed once
+    _run(tmp_path, "--steps", "6", "--stop-after", "2", *RECIPE, name="resumed")
+    resumed, resumed_work = _run(tmp_path, "--steps", "6", "--resume", *RECIPE, name="resumed")
+    columns = ("step", "loss", "lr", "l1", "ssim", "hole")
+    assert ([[r[c] for c in columns] for r in read_log(resumed_work / "log.csv")]
+            == [[r[c] for c in columns] for r in read_log(straight_work / "log.csv")])
+    a, b = build_from_file(straight)[2].state_dict(), build_from_file(resumed)[2].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lrs = [float(r["lr"]) for r in read_log(straight_work / "log.csv")]
+    assert lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.1e-3  # cosine
+
+
+def test_resnet34_encoder_and_perceptual_loss_from_user_files(tmp_path):
+    from torchvision.models.vgg import make_layers
+
+    torch.manual_seed(0)
+    vgg = make_layers([8, "M", 16, "M", 16])  # a small network in torchvision's VGG layout stands in for a VGG-16
+    torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, tmp_path / "vgg.pth")
+    out, work = _run(tmp_path, "--steps", "2", "--encoder", "resnet34", "--perceptual-network",
+                     str(tmp_path / "vgg.pth"), "--perceptual-weight", "0.5", "--gradient-checkpointing")
+    rows = read_log(work / "log.csv")
+    assert all(float(r["perceptual"]) > 0 for r in rows)
+    family, config, model = build_from_file(out)
+    assert config["encoder"] == "resnet34" and config["channels"] == [8, 64, 64]
+    assert config["training"]["perceptual_network"] == "vgg.pth"
+    with pytest.raises(ValueError, match="needs the resnet34 encoder"):
+        _run(tmp_path, "--steps", "2", "--encoder-weights", str(tmp_path / "vgg.pth"), name="bad")
