@@ -7,7 +7,10 @@ from typing import Any
 from ..config import MAX_LAYERS, check_int, check_widths, from_dict, stored_version, to_dict
 
 MAX_BLOCKS = 4 * MAX_LAYERS  # residual blocks per decoder level
-CONFIG_VERSION = 2  # 2: extend_border (version 1 checkpoints were trained without it)
+CONFIG_VERSION = 3  # 2: extend_border (version 1 checkpoints were trained without it); 3: the encoder choice
+ENCODERS = ("conv", "resnet34")
+RESNET34_CHANNELS = (64, 64, 128, 256, 512)
+"""Channels of pyramid levels 1 .. 5 of the ResNet-34 encoder (level 0 is the renderer's own)."""
 
 
 @dataclass
@@ -16,9 +19,11 @@ class ImageRendererConfig:
 
     Attributes:
         channels: encoder feature channels per pyramid level; level l is at 1 / 2^l of the picture, so
-            ``len(channels)`` is the number of levels.
+            ``len(channels)`` is the number of levels. With the ResNet-34 encoder, levels 1 .. are fixed by it
+            (64, 64, 128, 256, 512) and only ``channels[0]`` is free.
         decoder_channels: decoder channels per level (default: ``channels``).
         blocks: residual blocks per decoder level.
+        encoder: ``conv`` (a small conv net) or ``resnet34`` (GID's feature extractor, ``backbones.py``).
         guided_fill: give the decoder the flow-guided fill candidate (see the module docstring).
         fill_features: fill the holes of every level's splatted features by push-pull before the decoder sees
             them (with the coverage channel telling which values are interpolated), instead of zeros.
@@ -32,6 +37,7 @@ class ImageRendererConfig:
     channels: tuple[int, ...] = (32, 64, 128)
     decoder_channels: tuple[int, ...] | None = None
     blocks: int = 2
+    encoder: str = "conv"
     guided_fill: bool = True
     fill_features: bool = True
     extend_border: bool = True
@@ -54,6 +60,13 @@ class ImageRendererConfig:
         if len(self.decoder_channels) != len(self.channels):
             raise ValueError(f"decoder_channels must give {len(self.channels)} entries, got {self.decoder_channels}")
         check_int("blocks", self.blocks, 0, MAX_BLOCKS)
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.encoder == "resnet34" and (not 2 <= len(self.channels) <= 6 or tuple(self.channels[1:])
+                                           != RESNET34_CHANNELS[:len(self.channels) - 1]):
+            raise ValueError(f"the resnet34 encoder gives 2 to 6 levels with channels (c0, "
+                             f"{', '.join(map(str, RESNET34_CHANNELS))}) up to the number of levels, got "
+                             f"{self.channels}")
         if not 0 < self.hole_threshold < 1:
             raise ValueError(f"hole_threshold must be in (0, 1), got {self.hole_threshold}")
         if not self.metric_scale > 0:
@@ -74,9 +87,13 @@ class ImageRendererConfig:
 
     @classmethod
     def preset(cls, name: str = "default") -> ImageRendererConfig:
-        """``default`` (32, 64, 128) x 2 blocks (~1.3 M parameters); ``small`` (16, 32, 64); ``tiny`` for tests."""
+        """``default`` (32, 64, 128) x 2 blocks (~1.3 M parameters); ``small`` (16, 32, 64); ``tiny`` for tests;
+        ``resnet34``: GID's layout, the ResNet-34 encoder to 1/16 (levels 32, 64, 64, 128, 256 channels; decoder
+        32, 64, 64, 128, 128; ~10.5 M parameters)."""
         presets = {"default": cls(), "small": cls(channels=(16, 32, 64), blocks=2),
-                   "tiny": cls(channels=(8, 8, 16), blocks=1)}
+                   "tiny": cls(channels=(8, 8, 16), blocks=1),
+                   "resnet34": cls(channels=(32, 64, 64, 128, 256), decoder_channels=(32, 64, 64, 128, 128),
+                                   blocks=2, encoder="resnet34")}
         if name not in presets:
             raise ValueError(f"preset must be one of {sorted(presets)}, got {name!r}")
         return presets[name]

@@ -3,8 +3,10 @@
 After GID section 3 ("image-based rendering") and LVMM's renderer R (Eq. 3, intention gating), written from the
 papers with the pack's ops:
 
-1. Encoder: a small conv net gives a feature pyramid of I0 at 1, 1/2, 1/4, ... (``channels`` per level); the
-   RGB picture is kept as extra channels of level 0.
+1. Encoder: a feature pyramid of I0 at 1, 1/2, 1/4, ... (``channels`` per level); the RGB picture is kept as
+   extra channels of level 0. ``encoder="conv"``: a small conv net; ``encoder="resnet34"``: GID's ResNet-34
+   (``backbones.ResNetPyramid``, torchvision's layout: random init or the user's own weights), whose stem and
+   layers give levels 1 .. 5 (64, 64, 128, 256, 512 channels) under a full-resolution conv level 0.
 2. Every level is softmax-splatted (``ops.splat.softsplat``) with the displacement resized to that level and its
    vectors rescaled (``ops.warp.resize_flow``), weighted by the metric resized to that level (GID: the mean motion
    magnitude; larger = in front; ``None`` = average splatting). Each level's bilinear *coverage* (the
@@ -26,8 +28,9 @@ papers with the pack's ops:
    inverted, push-pull-filled flow (``ops.warp.invert_flow``), which continues structures along the motion
    (e.g. content entering at the border under a pan) where push-pull only blurs.
 
-No normalisation layers: the network is local (a pixel depends on a bounded neighbourhood), which keeps it
-independent of the picture size and lets frames be rendered in chunks or crops with identical results.
+No normalisation layers that depend on the batch or the picture (the ResNet's batch norms use frozen
+statistics): the network is local (a pixel depends on a bounded neighbourhood), which keeps it independent of
+the picture size and lets frames be rendered in chunks or crops with identical results.
 
 Shapes: I0 [B, 3, H, W] in [0, 1]; displacement [B, 2, H, W] pixels (ch 0 = x right, ch 1 = y down; pixel p of I0
 goes to p + d(p)); metric [B, 1, H, W]; intention [B, 1, H, W] in [0, 1]. Any H, W (levels use ceil(H / 2^l)).
@@ -37,11 +40,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from ...ops.fill import fill_holes
 from ...ops.render import extend_border
 from ...ops.splat import softsplat
 from ...ops.warp import backward_warp, invert_flow, resize_flow
+from .backbones import ResNetPyramid
 from .config import ImageRendererConfig
 
 
@@ -84,10 +89,14 @@ class ImageRenderer(nn.Module):
         super().__init__()
         self.config = config = config or ImageRendererConfig()
         ch, dec = config.channels, config.decoder_channels
-        self.encoder = nn.ModuleList()
-        for level, c in enumerate(ch):
-            cin = 3 if level == 0 else ch[level - 1]
-            self.encoder.append(nn.Sequential(_conv_act(cin, c, 1 if level == 0 else 2), _conv_act(c, c)))
+        self.gradient_checkpointing = False
+        if config.encoder == "resnet34":
+            self.encoder = ResNetPyramid(config.levels, ch[0])
+        else:
+            self.encoder = nn.ModuleList()
+            for level, c in enumerate(ch):
+                cin = 3 if level == 0 else ch[level - 1]
+                self.encoder.append(nn.Sequential(_conv_act(cin, c, 1 if level == 0 else 2), _conv_act(c, c)))
         # decoder input per level: splatted features (+ RGB at level 0), coverage, intention; level 0 also gets
         # the base frame and (optionally) the flow-guided fill
         extra0 = 3 + 3 + (3 if config.guided_fill else 0)
@@ -113,12 +122,32 @@ class ImageRenderer(nn.Module):
         if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be [B, 3, H, W], got "
                              f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-        x = image
-        pyramid = []
-        for level, block in enumerate(self.encoder):
-            x = block(x)
-            pyramid.append(torch.cat([image.to(x.dtype), x], 1) if level == 0 else x)
-        return pyramid
+        if isinstance(self.encoder, ResNetPyramid):
+            features = self.encoder(image)
+        else:
+            x, features = image, []
+            for block in self.encoder:
+                x = self._checkpointed(block, x)
+                features.append(x)
+        return [torch.cat([image.to(features[0].dtype), features[0]], 1), *features[1:]]
+
+    def _checkpointed(self, module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+        """``module(*args)``, recomputed in the backward pass when ``gradient_checkpointing`` is on (training)."""
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
+        return module(*args)
+
+    def load_encoder_weights(self, path) -> None:
+        """Initialise the ResNet-34 encoder from the user's torchvision ResNet-34 weights file (ValueError for
+        another encoder or a file that does not hold those weights)."""
+        from .backbones import load_state_file
+
+        if not isinstance(self.encoder, ResNetPyramid):
+            raise ValueError("encoder weights can only be loaded into the resnet34 encoder")
+        self.encoder.load_resnet_weights(load_state_file(path), name=str(path))
+
+    def _decode_level(self, level: int) -> nn.Module:
+        return nn.Sequential(self.decoder_in[level], self.decoder_blocks[level])
 
     # ------------------------------------------------------------------------------------------------ render
 
@@ -231,7 +260,7 @@ class ImageRenderer(nn.Module):
             if x is not None:
                 x = F.interpolate(x, size=sizes[level], mode="bilinear", align_corners=False)
                 feats = torch.cat([feats, x], 1)
-            x = self.decoder_blocks[level](self.decoder_in[level](feats))
+            x = self._checkpointed(self._decode_level(level), feats)
         frames = base.to(dtype) + self.out(x)
         if return_holes:
             holes = (raw_coverage < cfg.hole_threshold).float().mean(dim=(1, 2, 3))
