@@ -18,7 +18,9 @@ DynSpectrum = io.Custom("DYN_SPECTRUM")
 DynModel = io.Custom("DYN_MODEL")
 DynGuidance = io.Custom("DYN_GUIDANCE")
 DynLongSchedule = io.Custom("DYN_LONG_SCHEDULE")
-Tracks = io.Custom("TRACKS")  # the core's {"track_path": [T,N,2], "track_visibility": [T,N]} in newer ComfyUI
+# The core's TRACKS socket, {"track_path": [T,N,2], "track_visibility": [T,N]} (newer ComfyUI); its Python form is
+# ops.trajectories.Tracks.
+CoreTracks = io.Custom("TRACKS")
 
 
 class NodeInputError(ValueError):
@@ -105,6 +107,7 @@ class Progress:
         import comfy.utils
 
         self.bar = comfy.utils.ProgressBar(max(int(total), 1))
+        self._shown: tuple[int, int | None] | None = None
 
     @staticmethod
     def check_interrupt() -> None:
@@ -117,6 +120,9 @@ class Progress:
         self.bar.update(n)
 
     def __call__(self, done: int, total: int | None = None) -> None:
-        """Callback form for library loops: ``progress(done, total)``."""
+        """Callback form for library loops: ``progress(done, total)``. Checks the interrupt at every call; the bar
+        (a message to the front end) is updated only when its value changes."""
         self.check_interrupt()
-        self.bar.update_absolute(done, total)
+        if (done, total) != self._shown:
+            self._shown = (done, total)
+            self.bar.update_absolute(done, total)

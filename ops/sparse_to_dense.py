@@ -8,7 +8,8 @@ displacements [T, 2, H, W] in pixels (frame t = where pixel p of the first frame
 - :func:`geodesic_affinity`, :func:`edge_aware_refine`, :func:`edge_aware_arrow_field`: keep that motion from
   bleeding across object boundaries of the picture.
 - :func:`apply_brush`: the motion brush; pixels outside it get exactly zero motion.
-- :func:`tracks_to_sparse_flow`: trajectories -> per-frame sparse flows + masks (Motion-I2V's ControlNet input).
+- :func:`tracks_to_sparse_flow`: trajectories -> per-frame sparse displacements + masks (Motion-I2V's "sparse flow",
+  its ControlNet input).
 - :func:`tracks_to_dense_motion`: trajectories -> dense reference-anchored motion, so a drawn path drags the region
   under it.
 
@@ -402,7 +403,7 @@ def apply_brush(field: torch.Tensor, mask: torch.Tensor, invert: bool = False, *
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Trajectories -> sparse flows (Motion-I2V) and dense motion
+# Trajectories -> sparse displacements (Motion-I2V's sparse flow) and dense motion
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -425,12 +426,13 @@ def _anchors(points0: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def tracks_to_sparse_flow(tracks: Tracks, height: int, width: int, num_frames: int, radius: int | None = None, *,
                           parameter: str = "index", device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame sparse, reference-anchored flows and masks, as Motion-I2V's trajectory ControlNet takes them.
+    """Per-frame sparse, reference-anchored displacements and masks, as Motion-I2V's trajectory ControlNet takes them
+    (its "sparse flow").
 
     The tracks are first resampled to ``num_frames`` points with PCHIP (:func:`resample_tracks`). For frame t, the
     square patch of +-radius pixels around the pixel nearest track n's start gets ``p_n(t) - p_n(0)`` and mask 1;
     everything else gets 0 and mask 0. Where patches overlap, the track whose start is nearest wins. A hidden point
-    (visibility False) leaves its patch at flow 0, mask 0 for that frame. Frame 0 has zero flow and mask 1 on the
+    (visibility False) leaves its patch at displacement 0, mask 0 for that frame. Frame 0 is zero, with mask 1 on the
     patches.
 
     Args:
@@ -441,7 +443,7 @@ def tracks_to_sparse_flow(tracks: Tracks, height: int, width: int, num_frames: i
         parameter: PCHIP time parameterisation, "index" or "arclength".
 
     Returns:
-        flows [N, 2, H, W] float32 pixels, mask [N, 1, H, W] float32 in {0, 1}.
+        displacements [N, 2, H, W] float32 pixels, mask [N, 1, H, W] float32 in {0, 1}.
     """
     height, width = _check_size(height, width)
     tracks = _tracks_for(tracks, num_frames, parameter)
@@ -466,11 +468,11 @@ def tracks_to_sparse_flow(tracks: Tracks, height: int, width: int, num_frames: i
         owner[y0:y1, x0:x1] = torch.where(closer, torch.full_like(d, n, dtype=torch.long), owner[y0:y1, x0:x1])
     covered = owner >= 0
     idx = owner.clamp_min(0)
-    flows = disp[:, idx].permute(0, 3, 1, 2).contiguous()  # [T, 2, H, W]
+    sparse = disp[:, idx].permute(0, 3, 1, 2).contiguous()  # [T, 2, H, W]
     mask = (vis[:, idx] & covered[None]).float()[:, None]  # [T, 1, H, W]
-    flows = flows * mask
-    flows[0] = 0.0
-    return flows, mask
+    sparse = sparse * mask
+    sparse[0] = 0.0
+    return sparse, mask
 
 
 def _hold_hidden(points: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from comfy_api.latest import io
 
 from ...models.motion_i2v.sparse_control import RASTERISATIONS
 from ...ops.containers import Motion
-from ..common import CATEGORY, DynMotion, NodeInputError, Tracks, image_to_bchw
+from ..common import CATEGORY, CoreTracks, DynMotion, NodeInputError, image_to_bchw
 
 NODE = "TracksToSparseFlow"
 
@@ -60,13 +60,13 @@ class SparseFlowControl:
 
         The stored tensors are returned as they are when nothing changes.
         """
-        from ...ops.trajectories import Tracks as TrackSet
+        from ...ops.trajectories import Tracks
 
         if (height, width) == self.size and num_frames == self.num_frames:
             return self.flows, self.mask
         h0, w0 = self.size
         scale = torch.tensor([width / w0, height / h0], dtype=torch.float32)
-        tracks = TrackSet(self.tracks.points * scale.to(self.tracks.points.device), self.tracks.visibility)
+        tracks = Tracks(self.tracks.points * scale.to(self.tracks.points.device), self.tracks.visibility)
         radius = self.radius
         if radius is not None and (height, width) != self.size:
             radius = max(0, round(radius * max(height / h0, width / w0)))
@@ -117,8 +117,8 @@ class TracksToSparseFlow(io.ComfyNode):
                 "track's displacement from frame 0, with mask 1 there and 0 elsewhere. By default the patches are "
                 "the authors' demo's (128 x 128 px at 512 x 320)."),
             inputs=[
-                Tracks.Input("tracks", tooltip="Trajectories in the picture's pixels (core TRACKS, e.g. the 'tracks' "
-                             "output of SparseTrajectoryToFlow)."),
+                CoreTracks.Input("tracks", tooltip="Trajectories in the picture's pixels (core TRACKS, e.g. the "
+                                 "'tracks' output of SparseTrajectoryToFlow)."),
                 io.Image.Input("image", tooltip="The picture the tracks are drawn on (sets the size)."),
                 io.Int.Input("num_frames", default=16, min=2, max=1024,
                              tooltip="Frames of the control, the reference frame included (Motion-I2V: 16)."),

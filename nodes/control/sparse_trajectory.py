@@ -1,17 +1,19 @@
 """SparseTrajectoryToFlow: arrows, trajectories and a brush become motion the rest of the pack can use."""
 from __future__ import annotations
 
+import logging
 import warnings
 
-import torch
 from comfy_api.latest import io, ui
 
-from ...ops.containers import Motion, VelocityField
-from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, image_to_bchw, mask_to_b1hw
+from ..common import CATEGORY, CoreTracks, DynFlow, DynMotion, NodeInputError, Progress, image_to_bchw, mask_to_b1hw
+
+logger = logging.getLogger(__name__)
 
 NODE = "SparseTrajectoryToFlow"
 MODES = ["arrows", "tracks"]
 BRUSH_MODES = ["mask moves", "mask stays still"]
+COORDINATES = {"auto": "auto", "pixels": False, "normalized": True}
 
 
 class SparseTrajectoryToFlow(io.ComfyNode):
@@ -29,28 +31,38 @@ class SparseTrajectoryToFlow(io.ComfyNode):
                 io.Image.Input("image", tooltip="The picture the motion is drawn on: sets the size, and guides the "
                                "edge-aware option."),
                 io.String.Input("trajectories", multiline=True, default='{"arrows": [], "tracks": []}',
-                                tooltip="What to move, as JSON in the picture's pixels. Accepted: the pack's "
-                                '{"arrows": [{"start": [x,y], "end": [x,y], "speed": 1}], "tracks": [[[x,y],...]]}, '
-                                "arrow pairs [[[x0,y0],[x1,y1]], ...], Motion-I2V lines 'x1,y1,x2,y2', "
-                                'KJNodes spline coordinates [{"x":..,"y":..}], DragNUWA point lists, or core TRACKS.'),
+                                tooltip="What to move, in the picture's pixels (or normalised 0..1). Accepted: the "
+                                'pack\'s JSON {"arrows": [{"start": [x,y], "end": [x,y], "speed": 1}], "tracks": '
+                                '[[[x,y],...] or {"points": [[x,y],...], "start": 0, "end": 47, "easing": '
+                                '"ease-in-out"}], "brush": {"strokes": [...]}}, arrow pairs [[[x0,y0],[x1,y1]], ...], '
+                                "Motion-I2V lines 'x1,y1,x2,y2' (one a line), KJNodes spline coordinates "
+                                '[{"x":..,"y":..}], DragNUWA / MotionCtrl point lists [[[x,y],...], ...], or the '
+                                'core TRACKS {"track_path": ...}.'),
                 io.Combo.Input("mode", options=MODES, default="arrows",
-                               tooltip="arrows: each arrow is a velocity (pixels per frame at speed 1) spread by "
-                               "Gaussian interpolation. tracks: each trajectory drags the region under its start "
-                               "point along its path over the frames."),
+                               tooltip="arrows: each arrow is a velocity (its length x speed, in pixels per frame) "
+                               "spread by Gaussian interpolation. tracks: each trajectory drags the region under its "
+                               "start point along its path, over the whole clip or between the track's own start "
+                               "and end frames with its easing."),
                 io.Int.Input("num_frames", default=48, min=2, max=1024,
-                             tooltip="Frames of the DYN_MOTION output (tracks are resampled to this length)."),
+                             tooltip="Frames of the DYN_MOTION output (tracks are resampled to this length; a "
+                             "track's start and end frames count in it)."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=100.0, step=0.05,
-                               tooltip="Global motion strength: multiplies every arrow's speed."),
+                               tooltip="Global motion strength: multiplies every arrow's speed (arrows) or every "
+                               "track's displacement (tracks)."),
                 io.Float.Input("sigma", default=0.0, min=0.0, max=4096.0, step=1.0,
-                               tooltip="Gaussian spread in pixels; 0 = automatic (170 at 512 px, proportional to "
-                               "the picture's long side, as in the long-animation paper)."),
+                               tooltip="Gaussian spread in pixels; 0 = automatic: for arrows 170 at 512 px, "
+                               "proportional to the picture's long side (the long-animation paper); for tracks the "
+                               "long side / 8."),
                 io.Float.Input("threshold", default=0.05, min=0.0, max=100.0, step=0.01,
                                tooltip="R of Eq. 7: velocities with magnitude at or below this (pixels per frame) "
                                "become zero."),
                 io.Boolean.Input("edge_aware", default=False,
-                                 tooltip="Keep motion from bleeding across the picture's edges (joint bilateral "
-                                 "filtering guided by the picture)."),
-                io.Combo.Input("coordinates", options=["auto", "pixels", "normalized"], default="auto",
+                                 tooltip="Arrows: keep each arrow's motion on its own side of the picture's edges. "
+                                 "Each arrow's Gaussian weight is multiplied by its geodesic affinity exp(-cost), "
+                                 "the cheapest path cost from the arrow's start across colour steps of the picture "
+                                 "(at 128 px, on the picture smoothed by a self-guided filter; then snapped to the "
+                                 "full-size edges by a guided filter). Takes about 10-30 ms per arrow."),
+                io.Combo.Input("coordinates", options=list(COORDINATES), default="auto",
                                tooltip="Units of the points: pixels, normalised 0..1, or auto-detect."),
                 io.Combo.Input("out_of_bounds", options=["clip", "error"], default="clip",
                                tooltip="Points outside the picture: clip them to the border with a warning, or fail."),
@@ -63,79 +75,58 @@ class SparseTrajectoryToFlow(io.ComfyNode):
             outputs=[
                 DynFlow.Output("flow", tooltip="Velocity field in pixels per frame, with the brush as its mask."),
                 DynMotion.Output("motion", tooltip="Reference-anchored motion for num_frames frames."),
-                Tracks.Output("tracks", tooltip="The parsed trajectories as core TRACKS (arrows are 2-point tracks)."),
+                CoreTracks.Output("tracks", tooltip="The trajectories as core TRACKS: tracks resampled to num_frames (timing "
+                                  "applied); arrows as 2-point tracks from the start to where one frame moves it."),
             ],
         )
 
     @classmethod
     def execute(cls, image, trajectories, mode, num_frames, strength, sigma, threshold, edge_aware, coordinates,
                 out_of_bounds, mask=None, brush_mode="mask moves") -> io.NodeOutput:
-        from ...ops import sparse_to_dense as s2d
-        from ...ops import trajectories as tr
+        from ...ops.trajectories import tracks_to_comfy
 
-        picture = image_to_bchw(image, NODE)[:1]
-        height, width = picture.shape[-2:]
-        brush = mask_to_b1hw(mask, (height, width), NODE)
-        normalized = {"auto": "auto", "pixels": False, "normalized": True}[coordinates]
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                trajectories = tr.read_document(trajectories, "trajectories")  # parsed once, read three ways
-                painted = tr.parse_brush(trajectories, width, height, normalized=normalized,
-                                         out_of_bounds=out_of_bounds, input_name="trajectories")
-                if mode == "arrows":
-                    arrows = tr.parse_arrows(trajectories, width, height, normalized=normalized,
-                                             out_of_bounds=out_of_bounds, input_name="trajectories")
-                else:
-                    tracks = tr.parse_trajectories(trajectories, width, height, normalized=normalized,
-                                                   out_of_bounds=out_of_bounds, input_name="trajectories")
-                    arrows = None
-        except tr.TrajectoryFormatError as error:
-            raise NodeInputError(NODE, "trajectories", "trajectories in a supported format", str(error)) from error
-        for warning in caught:
-            print(f"[ImageDynamics] {NODE}: {warning.message}")
-        if painted is not None and painted.strokes:
-            drawn = painted.to_mask(height, width)
-            if painted.invert:
-                drawn = 1.0 - drawn
-            # a drawn brush adds to a connected mask (union)
-            brush = drawn[None, None] if brush is None else torch.maximum(brush, drawn[None, None])
-            if float(brush.max()) <= 0:
-                raise NodeInputError(NODE, "trajectories", "a brush that covers at least one pixel", "an empty brush")
-
-        brush_hw = None if brush is None else brush[0, 0]
-        if mode == "arrows":
-            if arrows.start.shape[0] == 0:
-                raise NodeInputError(NODE, "trajectories", "at least one arrow", "none")
-            if edge_aware:  # each arrow's motion stays on its own side of the picture's edges
-                velocity = s2d.edge_aware_arrow_field(arrows, picture[0], sigma=sigma or None, threshold=threshold,
-                                                      strength=strength)
-            else:
-                velocity = s2d.gaussian_arrow_field(arrows, height, width, sigma=sigma or None, threshold=threshold,
-                                                    strength=strength)
-            if brush_hw is not None:
-                velocity = s2d.apply_brush(velocity, brush_hw)
-            flow = VelocityField(velocity=velocity[None], mask=brush)
-            steps = torch.arange(num_frames, dtype=torch.float32).view(-1, 1, 1, 1)
-            displacement = velocity[None] * steps  # straight-line motion; loops come from EulerianMotion
-            tracks = _arrow_tracks(arrows, strength)
-        else:
-            resampled = tr.resample_tracks(tracks, num_frames)
-            displacement = s2d.tracks_to_dense_motion(resampled, height, width, num_frames,
-                                                      sigma=sigma or None, brush=brush_hw)
-            displacement = displacement * strength
-            velocity = displacement[1:2] - displacement[0:1]
-            flow = VelocityField(velocity=velocity, mask=brush)
-            tracks = resampled
-        result = Motion(displacement=displacement, fps=30.0)
+        drawn = draw(image, trajectories, mode, num_frames, strength, sigma, threshold, edge_aware, coordinates,
+                     out_of_bounds, mask, brush_mode, progress=Progress(1))
         # The picture is sent back as a preview so the canvas editor can show whatever feeds this node.
-        return io.NodeOutput(flow, result, tr.tracks_to_comfy(tracks), ui=ui.PreviewImage(image[:1], cls=cls))
+        return io.NodeOutput(drawn.flow, drawn.motion, tracks_to_comfy(drawn.tracks),
+                             ui=ui.PreviewImage(image[:1], cls=cls))
 
 
-def _arrow_tracks(arrows, strength: float):
-    from ...ops.trajectories import Tracks
+def draw(image, trajectories, mode, num_frames, strength, sigma, threshold, edge_aware, coordinates, out_of_bounds,
+         mask=None, brush_mode="mask moves", progress=None):
+    """The node's inputs -> ``ops.drawn_motion.DrawnMotion``, every bad input named after this node and its input."""
+    from ...ops.drawn_motion import motion_from_drawing
+    from ...ops.trajectories import TrajectoryFormatError
 
-    start = arrows.start.float()
-    end = start + (arrows.end.float() - start) * arrows.speed.float().view(-1, 1) * strength
-    points = torch.stack([start, end])
-    return Tracks(points=points, visibility=torch.ones(points.shape[:2], dtype=torch.bool))
+    picture = image_to_bchw(image, NODE)[:1]
+    height, width = picture.shape[-2:]
+    region = movable_region(mask, brush_mode, (height, width))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            drawn = motion_from_drawing(
+                trajectories, picture[0], mode=mode, num_frames=num_frames, strength=strength, sigma=sigma or None,
+                threshold=threshold, edge_aware=edge_aware, normalized=COORDINATES[coordinates],
+                out_of_bounds=out_of_bounds, mask=region, input_name="trajectories", progress=progress)
+    except TrajectoryFormatError as error:
+        raise NodeInputError(NODE, "trajectories", "trajectories in a supported format", str(error)) from error
+    for warning in caught:
+        logger.warning("%s: %s", NODE, warning.message)
+    return drawn
+
+
+def movable_region(mask, brush_mode: str, size: tuple[int, int]):
+    """The MASK input as the [H, W] region that may move (None: everything may), read as ``brush_mode`` says."""
+    if brush_mode not in BRUSH_MODES:
+        raise NodeInputError(NODE, "brush_mode", f"one of {', '.join(BRUSH_MODES)}", repr(brush_mode))
+    if brush_mode == "mask moves":
+        region = mask_to_b1hw(mask, size, NODE)
+        return None if region is None else region[0, 0]
+    region = mask_to_b1hw(mask, size, NODE, allow_empty=True)
+    if region is None:
+        return None
+    region = 1.0 - region[0, 0]
+    if float(region.max()) <= 0:
+        raise NodeInputError(NODE, "mask", "a mask that leaves at least one pixel free to move (brush_mode 'mask "
+                             "stays still')", "a mask that covers the whole picture")
+    return region

@@ -19,11 +19,11 @@ from comfy_api.latest import io
 from ...ops.containers import Motion
 from ..common import (
     CATEGORY,
+    CoreTracks,
     DynModel,
     DynMotion,
     NodeInputError,
     Progress,
-    Tracks,
     check_finite,
     image_to_bchw,
     mask_to_b1hw,
@@ -149,9 +149,9 @@ class MotionI2VPredictFlow(io.ComfyNode):
                 DynControl.Input("control", optional=True,
                                  tooltip="Sparse trajectories from TracksToSparseFlow (re-rasterised here if their "
                                  "frame count or size differs)."),
-                Tracks.Input("tracks", optional=True,
-                             tooltip="Shortcut for TracksToSparseFlow with its defaults (the demo's patches): core "
-                             "TRACKS (e.g. SparseTrajectoryToFlow's 'tracks'). Give this or 'control', not both."),
+                CoreTracks.Input("tracks", optional=True,
+                                 tooltip="Shortcut for TracksToSparseFlow with its defaults (the demo's patches): core "
+                                 "TRACKS (e.g. SparseTrajectoryToFlow's 'tracks'). Give this or 'control', not both."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Motion brush: 1 = may move, 0 = stays exactly still (its flow is zero). "
                               "Passed on to stage 2 with the motion."),

@@ -5,7 +5,16 @@ import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion, VelocityField
-from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, Tracks, bchw_to_image, image_to_bchw, mask_to_b1hw
+from ..common import (
+    CATEGORY,
+    CoreTracks,
+    DynFlow,
+    DynMotion,
+    NodeInputError,
+    bchw_to_image,
+    image_to_bchw,
+    mask_to_b1hw,
+)
 
 NODE = "PreviewMotion"
 
@@ -24,7 +33,7 @@ class PreviewMotion(io.ComfyNode):
                 DynFlow.Input("flow", optional=True, tooltip="A velocity field to show."),
                 DynMotion.Input("motion", optional=True,
                                 tooltip="Reference-anchored motion: shows the displacement of its last frame."),
-                Tracks.Input("tracks", optional=True, tooltip="Trajectories to draw (core TRACKS)."),
+                CoreTracks.Input("tracks", optional=True, tooltip="Trajectories to draw (core TRACKS)."),
                 io.Mask.Input("mask", optional=True, tooltip="A motion brush to show as a blue overlay."),
                 io.Float.Input("opacity", default=0.6, min=0.0, max=1.0, step=0.05,
                                tooltip="How strongly the flow colours cover the picture."),

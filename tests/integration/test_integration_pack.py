@@ -128,6 +128,13 @@ def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy,
     (lambda p: p["2"]["inputs"].update(trajectories='{"tracks": [[[10, NaN], [30, 40]]]}', mode="tracks"),
      "trajectories"),
     (lambda p: p["2"]["inputs"].update(trajectories='{"tracks": [[[10, 20]]]}', mode="tracks"), "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories="[" * 1000 + "]" * 1000), "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": [{"start": [1, 2], "end": [3, 4], "speed": 1e308}]}'),
+     "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories='{"arrows": [{"start": [1, 2], "end": [3, 4]}], "brush": '
+                                                    '{"strokes": [{"points": [[1, 2]], "radius": 1e9}]}}'),
+     "trajectories"),
+    (lambda p: p["2"]["inputs"].update(trajectories=""), "trajectories"),
 ])
 def test_bad_arrows_give_a_clear_error_and_the_server_keeps_serving(comfy, load_workflow, run_error, change,
                                                                      input_name):
