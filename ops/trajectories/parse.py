@@ -127,6 +127,18 @@ class _Scaler:
                           f"clipped to its border (first: {self.first_clipped})", TrajectoryWarning, stacklevel=3)
 
 
+def _items_to_scale(text_or_obj, width, height, normalized, out_of_bounds: str, input_name: str,
+                    prefer: str) -> tuple[list[ParsedItem], _Scaler]:
+    """The document's tracks or arrows (``prefer``; the other kind when it has none), and their scaler."""
+    width, height = _check_size(width, height)
+    doc = read_document(text_or_obj, input_name)
+    items = (doc.tracks or doc.arrows) if prefer == "tracks" else (doc.arrows or doc.tracks)
+    if not items:
+        kind = "trajectory" if prefer == "tracks" else "arrow"
+        raise TrajectoryFormatError(input_name, f"contains no {kind} (no 'tracks' and no 'arrows')")
+    return items, _Scaler(doc, width, height, normalized, out_of_bounds, input_name, items)
+
+
 def parse_trajectories(text_or_obj, width: int, height: int, *, normalized="auto", out_of_bounds: str = "clip",
                        input_name: str = "trajectories", parameter: str = "index") -> Tracks:
     """Parse trajectories in any supported format (see the package docstring) into :class:`Tracks` in pixels.
@@ -150,12 +162,7 @@ def parse_trajectories(text_or_obj, width: int, height: int, *, normalized="auto
     Raises:
         TrajectoryFormatError: malformed input; the message starts with ``input_name``.
     """
-    width, height = _check_size(width, height)
-    doc = read_document(text_or_obj, input_name)
-    items = doc.tracks if doc.tracks else doc.arrows
-    if not items:
-        raise TrajectoryFormatError(input_name, "contains no trajectory (no 'tracks' and no 'arrows')")
-    scaler = _Scaler(doc, width, height, normalized, out_of_bounds, input_name, items)
+    items, scaler = _items_to_scale(text_or_obj, width, height, normalized, out_of_bounds, input_name, "tracks")
     polylines = []
     for it in items:
         pts = it.points
@@ -185,12 +192,7 @@ def parse_arrows(text_or_obj, width: int, height: int, *, normalized="auto", out
     Raises:
         TrajectoryFormatError: malformed input, or an arrow of zero length (unless ``allow_zero_length``).
     """
-    width, height = _check_size(width, height)
-    doc = read_document(text_or_obj, input_name)
-    items = doc.arrows if doc.arrows else doc.tracks
-    if not items:
-        raise TrajectoryFormatError(input_name, "contains no arrow (no 'arrows' and no 'tracks')")
-    scaler = _Scaler(doc, width, height, normalized, out_of_bounds, input_name, items)
+    items, scaler = _items_to_scale(text_or_obj, width, height, normalized, out_of_bounds, input_name, "arrows")
     starts, ends, speeds = [], [], []
     for it in items:
         label = it.label.replace("track ", "arrow ")  # a trajectory read as an arrow

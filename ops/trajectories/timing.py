@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import TrajectoryFormatError
+from .validation import describe, read_number
 
 __all__ = ["EASINGS", "TIMING_KEYS", "TrackTiming", "check_timing", "path_parameters", "read_timing", "timing_to_dict"]
 
@@ -113,8 +114,6 @@ def read_timing(obj: dict, input_name: str, label: str) -> TrackTiming | None:
     Checks what can be checked without the clip's length (``check_timing`` does the rest): frames are finite
     numbers, ``start >= 0``, ``end > start`` when both are given, and the easing is known.
     """
-    from .validation import describe, read_number
-
     unknown = [k for k in obj if k not in TIMING_KEYS]
     if unknown:
         raise TrajectoryFormatError(input_name, f"{label}: unknown key {unknown[0]!r}; a timed track has "
