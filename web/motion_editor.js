@@ -3,20 +3,28 @@
 // JSON (picture pixels), so saved workflows round-trip and API users can write the same text by hand.
 //
 // Plain ES module, no build step. Mouse: left button draws with the current tool, middle button pans the graph,
-// the wheel zooms the graph. Keys act only while the pointer is over the editor: Delete/Backspace removes the
-// selected item, Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) undo / redo, Escape cancels; every other key goes to ComfyUI.
+// the wheel zooms the graph. Keys: after a click in the editor it has the keyboard until a click elsewhere; the
+// keys it handles (Delete/Backspace, Ctrl+Z, Ctrl+Shift+Z / Ctrl+Y, Escape) never reach the graph, every other
+// key goes to ComfyUI. A click in the editor never selects the node, so the graph's Delete cannot remove it.
+//
+// Drawing is layered: the picture, the brush and every item not being edited are cached canvases, redrawn only
+// when they change; a mouse move redraws the edited item and the pointer on top (issue 20: thousands of items).
 import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
 import * as M from "./motion_editor_model.js";
+import * as F from "./motion_editor_formats.js";
+import * as D from "./motion_editor_draw.js";
+import { PictureLoader, inputNode, outputNodes, upstreamPicture, viewUrl, widgetValue } from "./picture_source.js";
+import { changed, deselect, el, fitCanvas, injectStyle, passGraphNavigation, pictureXY } from "./widget_util.js";
 
 const NODE_TYPE = "SparseTrajectoryToFlow";
 const VALUE_WIDGET = "trajectories";
 const EDITOR_WIDGET = "motion_editor";
 const FALLBACK_SIZE = [512, 512];
-const HANDLE_PX = 5; // handle radius on screen, at graph zoom 1
 const HIT_PX = 9; // pick tolerance on screen, whatever the zoom
-const COLORS = { arrow: "#ffcc33", track: "#33d6ff", selected: "#ff5577", brush: "rgba(80, 255, 160, 0.38)",
-  mask: "rgba(90, 170, 255, 0.22)" };
+const EDITOR_MIN_HEIGHT = 440; // toolbar, a drawing area of about 320 px, the frame slider and two status lines
+const NODE_MIN_WIDTH = 440;
+const UNDO_DEPTH = 200;
+const UNDO_CHARS = 32e6; // a few undo steps of a 5 MB drawing, many of a small one
 const TOOLS = [
   ["arrow", "Arrow", "Drag from a point to where it moves in one frame (times speed). Drag a handle to adjust."],
   ["track", "Track", "Drag a path: the region under its start follows it over the frames. Several allowed."],
@@ -32,31 +40,30 @@ const STYLE = `
 .imd-toolbar button { font: 11px sans-serif; padding: 2px 5px; border-radius: 4px; cursor: pointer;
   border: 1px solid var(--border-color, #555); background: var(--comfy-input-bg, #222); color: inherit; }
 .imd-toolbar button.active { background: #3a6ea5; border-color: #6aa0e0; color: #fff; }
+.imd-toolbar button.inactive { opacity: 0.45; cursor: default; }
+.imd-toolbar button[data-action=convert] { background: #2f6b45; border-color: #58a878; color: #fff; }
 .imd-toolbar label { display: flex; gap: 2px; align-items: center; }
-.imd-toolbar input[type=number] { width: 38px; font: 11px sans-serif; background: var(--comfy-input-bg, #222);
+.imd-toolbar label.disabled { opacity: 0.5; }
+.imd-toolbar .imd-sep { width: 6px; }
+.imd-toolbar input[type=number] { width: 52px; font: 11px sans-serif; background: var(--comfy-input-bg, #222);
   color: inherit; border: 1px solid var(--border-color, #555); border-radius: 4px; }
+.imd-toolbar input[data-control=start], .imd-toolbar input[data-control=end] { width: 44px; }
+.imd-toolbar select { font: 11px sans-serif; background: var(--comfy-input-bg, #222); color: inherit;
+  border: 1px solid var(--border-color, #555); border-radius: 4px; }
 .imd-stage { position: relative; flex: 1 1 auto; min-height: 60px; overflow: hidden; background: #1b1b1b;
   border-radius: 4px; }
 .imd-stage canvas { position: absolute; touch-action: none; cursor: crosshair; }
 .imd-stage canvas[data-tool=move] { cursor: default; }
+.imd-scrub { display: flex; gap: 4px; align-items: center; }
+.imd-scrub input[type=range] { flex: 1 1 auto; height: 12px; margin: 0; }
+.imd-scrub span { min-width: 72px; text-align: right; font-variant-numeric: tabular-nums; }
 .imd-status { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; opacity: 0.85; min-height: 14px; }
-.imd-status.error { color: #ff8080; opacity: 1; }
+.imd-motion { opacity: 0.85; min-height: 28px; max-height: 42px; overflow: hidden; }
+.imd-motion.warning { color: #ffb347; opacity: 1; }
+.imd-motion.info { color: #9fd4ff; opacity: 1; }
+.imd-motion.error { color: #ff8080; opacity: 1; }
 .imd-keys { position: absolute; width: 1px; height: 1px; opacity: 0; pointer-events: none; border: 0; padding: 0; }
 `;
-
-function injectStyle() {
-  if (document.getElementById("imagedynamics-editor-style")) return;
-  const style = document.createElement("style");
-  style.id = "imagedynamics-editor-style";
-  style.textContent = STYLE;
-  document.head.append(style);
-}
-
-function el(tag, props = {}, children = []) {
-  const e = Object.assign(document.createElement(tag), props);
-  for (const c of children) e.append(c);
-  return e;
-}
 
 const CTRL_RESERVED = new Set(["KeyA", "KeyC", "KeyV", "KeyX", "KeyZ", "KeyY", "KeyP", "Backspace", "Delete", "Home", "End"]);
 
@@ -67,92 +74,17 @@ function reservedByTextInput(e) {
   return (e.ctrlKey || e.metaKey) && !e.altKey && CTRL_RESERVED.has(e.code);
 }
 
-function viewUrl(filename, type = "input", subfolder = "") {
-  const params = new URLSearchParams({ filename, type, subfolder });
-  return api.apiURL(`/view?${params}`);
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** "sub/name.png [output]" (a LoadImage value) -> /view URL. */
-function urlFromImageValue(value) {
-  if (typeof value !== "string" || !value) return null;
-  let type = "input";
-  let name = value.trim();
-  const m = name.match(/^(.*) \[(input|output|temp)\]$/);
-  if (m) [, name, type] = m;
-  const slash = name.lastIndexOf("/");
-  const subfolder = slash >= 0 ? name.slice(0, slash) : "";
-  return viewUrl(slash >= 0 ? name.slice(slash + 1) : name, type, subfolder);
-}
+const px = (v) => `${Math.round(v)} px`;
 
-/**
- * The picture's colours without its alpha, as ComfyUI's IMAGE sees them (Load Image drops alpha into a MASK).
- * A 2D canvas would lose the colour of fully transparent pixels (premultiplied alpha); WebGL can upload the
- * image unpremultiplied. Returns a canvas, or null when WebGL is unavailable.
- */
-function opaqueCopy(img) {
-  const w = img.naturalWidth;
-  const h = img.naturalHeight;
-  const out = document.createElement("canvas");
-  out.width = w;
-  out.height = h;
-  const gl = out.getContext("webgl", { premultipliedAlpha: false, alpha: false, preserveDrawingBuffer: true });
-  if (!gl) return null;
-  const shader = (type, src) => {
-    const sh = gl.createShader(type);
-    gl.shaderSource(sh, src);
-    gl.compileShader(sh);
-    return sh;
-  };
-  const prog = gl.createProgram();
-  gl.attachShader(prog, shader(gl.VERTEX_SHADER,
-    "attribute vec2 p; varying vec2 uv; void main() { uv = vec2(p.x + 1.0, 1.0 - p.y) * 0.5; gl_Position = vec4(p, 0, 1); }"));
-  gl.attachShader(prog, shader(gl.FRAGMENT_SHADER,
-    "precision mediump float; uniform sampler2D t; varying vec2 uv; void main() { gl_FragColor = vec4(texture2D(t, uv).rgb, 1.0); }"));
-  gl.linkProgram(prog);
-  if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) return null;
-  gl.useProgram(prog);
-  gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
-  gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
-  const loc = gl.getAttribLocation(prog, "p");
-  gl.enableVertexAttribArray(loc);
-  gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
-  gl.bindTexture(gl.TEXTURE_2D, gl.createTexture());
-  gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
-  gl.pixelStorei(gl.UNPACK_COLORSPACE_CONVERSION_WEBGL, gl.NONE);
-  for (const [k, v] of [[gl.TEXTURE_MIN_FILTER, gl.NEAREST], [gl.TEXTURE_MAG_FILTER, gl.NEAREST],
-    [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) gl.texParameteri(gl.TEXTURE_2D, k, v);
-  gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, img);
-  gl.viewport(0, 0, w, h);
-  gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
-  return gl.getError() === gl.NO_ERROR ? out : null;
-}
-
-/** A layer tinting where the picture is transparent (Load Image's MASK: the region that may move), or null. */
-function transparencyTint(img) {
-  const w = img.naturalWidth;
-  const h = img.naturalHeight;
-  const layer = document.createElement("canvas");
-  layer.width = w;
-  layer.height = h;
-  const ctx = layer.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(img, 0, 0);
-  const alpha = ctx.getImageData(0, 0, w, h).data;
-  let transparent = false;
-  for (let i = 3; i < alpha.length; i += 4) if (alpha[i] < 255) { transparent = true; break; }
-  if (!transparent) return null;
-  ctx.globalCompositeOperation = "source-out"; // colour only where the picture is not opaque
-  ctx.fillStyle = COLORS.mask;
-  ctx.fillRect(0, 0, w, h);
-  return layer;
-}
-
-function changed() {
-  app.graph?.setDirtyCanvas?.(true, true);
-  try {
-    app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
-  } catch (e) {
-    // the change tracker is optional
-  }
+function layer(w, h) {
+  const c = document.createElement("canvas");
+  c.width = w;
+  c.height = h;
+  return c;
 }
 
 export class MotionEditor {
@@ -160,70 +92,146 @@ export class MotionEditor {
     this.node = node;
     this.valueWidget = valueWidget;
     this.drawing = M.emptyDrawing();
-    this.error = null;
+    this.baseline = null; // canonical text of the drawing as last loaded or written (null: the text is not ours)
+    this.error = null; // why the text cannot be read, or null
+    this.foreign = null; // {name, dropped} when the text is another accepted format
     this.tool = "arrow";
     this.selected = null; // {kind, index}
     this.drag = null;
     this.undoStack = [];
     this.redoStack = [];
     this.hover = null; // picture point under the pointer, or null
-    this.picture = null; // {img, url, width, height}
-    this.pictureUrl = null;
+    this.frame = 0; // the frame whose positions are shown (0: none)
+    this.executed = null; // {url, tracedAtRun}: the picture this node reported after a run
+    this.source = null; // where the picture comes from (see picture_source.upstreamPicture)
+    this.loader = new PictureLoader(() => this.pictureChanged());
     this.writing = false;
+    this.layers = { base: null, brush: null, items: null, positions: null, key: "" };
+    this.dirty = { base: true, brush: true, items: true, positions: true };
+    this.frameRequest = 0;
+    this.version = 0; // counts changes of the drawing (the motion line is recomputed only then)
     this.build();
+  }
+
+  get picture() {
+    return this.loader.picture;
   }
 
   // ------------------------------------------------------------------------------------------------ DOM
   build() {
-    injectStyle();
+    injectStyle("imagedynamics-editor-style", STYLE);
+    const noFocus = (b) => {
+      b.addEventListener("mousedown", (e) => e.preventDefault()); // the keys stay with the editor
+      return b;
+    };
+    const button = (label, title, action, onClick) => {
+      const b = noFocus(el("button", { textContent: label, title, type: "button" }));
+      b.dataset.action = action;
+      b.addEventListener("click", () => {
+        onClick();
+        this.focusKeys();
+      });
+      return b;
+    };
     this.toolButtons = {};
     const tools = TOOLS.map(([id, label, tip]) => {
-      const b = el("button", { textContent: label, title: tip, type: "button" });
+      const b = noFocus(el("button", { textContent: label, title: tip, type: "button" }));
       b.dataset.tool = id;
-      b.addEventListener("click", () => this.setTool(id));
+      b.addEventListener("click", () => {
+        this.setTool(id);
+        this.focusKeys();
+      });
       this.toolButtons[id] = b;
       return b;
     });
-    this.speedInput = el("input", { type: "number", value: "0.1", step: "0.05", min: "0", title:
-      "Speed of the selected arrow (and of new ones): the arrow's length times this is its motion in pixels per frame." });
-    this.speedInput.dataset.control = "speed";
-    this.speedInput.addEventListener("change", () => this.applySpeed());
-    this.radiusInput = el("input", { type: "number", value: "12", step: "1", min: "1", title: "Brush radius, picture pixels" });
-    this.radiusInput.dataset.control = "radius";
-    for (const input of [this.speedInput, this.radiusInput]) {
-      input.addEventListener("keydown", (e) => e.stopPropagation());
-    }
-    const undo = el("button", { textContent: "Undo", title: "Undo (Ctrl+Z over the editor)", type: "button" });
-    undo.dataset.action = "undo";
-    undo.addEventListener("click", () => this.undo());
-    const clear = el("button", { textContent: "Clear", title: "Remove every arrow, track and brush stroke", type: "button" });
-    clear.dataset.action = "clear";
-    clear.addEventListener("click", () => this.clear());
+    this.undoButton = button("Undo", "Undo the last change (Ctrl+Z)", "undo", () => this.undo());
+    this.redoButton = button("Redo", "Redo what Undo took back (Ctrl+Shift+Z or Ctrl+Y)", "redo", () => this.redo());
+    const clear = button("Clear", "Remove every arrow, track and brush stroke", "clear", () => this.clear());
+    this.convertButton = button("Convert", "Rewrite this text as the pack's JSON in picture pixels, so it can be " +
+      "edited here (the node reads both the same way; Undo brings the text back)", "convert", () => this.convert());
+    this.convertButton.hidden = true;
+
+    const number = (control, value, step, title, onChange) => {
+      const input = el("input", { type: "number", value, step, min: "0", title });
+      input.dataset.control = control;
+      input.addEventListener("change", onChange);
+      input.addEventListener("keydown", (e) => e.stopPropagation()); // typing, not editor or graph keys
+      return input;
+    };
+    this.speedInput = number("speed", "0.1", "0.05", "Speed of the selected arrow (and of new ones): the arrow's " +
+      "length times this is its motion in pixels per frame.", () => this.applySpeed());
+    this.radiusInput = number("radius", "12", "1", "Brush radius, picture pixels", () => {});
+    this.startInput = number("start", "", "1", "Frame where the selected track (and new ones) starts to move " +
+      "(empty: frame 0)", () => this.applyTiming());
+    this.endInput = number("end", "", "1", "Frame where the selected track (and new ones) reaches its end " +
+      "(empty: the last frame)", () => this.applyTiming());
+    this.easingSelect = el("select", { title: "How the selected track (and new ones) speeds up and slows down" },
+      M.EASINGS.map((name) => el("option", { value: name, textContent: name })));
+    this.easingSelect.dataset.control = "easing";
+    this.easingSelect.addEventListener("change", () => {
+      this.applyTiming();
+      this.focusKeys();
+    });
+    this.easingSelect.addEventListener("keydown", (e) => e.stopPropagation());
+    const labelled = (text, input) => el("label", { title: input.title }, [text, input]);
+    this.timingLabel = el("label", { title: "Timing of the selected track, in frames of this node's num_frames" },
+      ["track", labelled("start", this.startInput), labelled("end", this.endInput), this.easingSelect]);
     this.toolbar = el("div", { className: "imd-toolbar" }, [
-      ...tools,
-      el("label", { title: this.speedInput.title }, ["speed", this.speedInput]),
-      el("label", { title: this.radiusInput.title }, ["radius", this.radiusInput]),
-      undo, clear,
+      ...tools, el("span", { className: "imd-sep" }), this.undoButton, this.redoButton, clear, this.convertButton,
+    ]);
+    this.optionsBar = el("div", { className: "imd-toolbar" }, [
+      labelled("speed", this.speedInput), labelled("radius", this.radiusInput), el("span", { className: "imd-sep" }),
+      this.timingLabel,
     ]);
     this.canvas = el("canvas", { width: FALLBACK_SIZE[0], height: FALLBACK_SIZE[1] });
     this.keys = el("input", { className: "imd-keys", readOnly: true, tabIndex: -1 });
     this.keys.setAttribute("aria-label", "Motion editor keyboard");
     this.stage = el("div", { className: "imd-stage" }, [this.canvas, this.keys]);
+    this.frameInput = el("input", { type: "range", min: "0", max: "47", value: "0", step: "1",
+      title: "Show where every item is at this frame (0: off)" });
+    this.frameInput.dataset.control = "frame";
+    this.frameInput.addEventListener("input", () => this.setFrame(Number(this.frameInput.value)));
+    this.frameInput.addEventListener("keydown", (e) => e.stopPropagation());
+    this.frameLabel = el("span", { textContent: "frame 0" });
+    this.scrub = el("div", { className: "imd-scrub", title: this.frameInput.title }, ["positions at", this.frameInput, this.frameLabel]);
     this.status = el("div", { className: "imd-status" });
-    this.element = el("div", { className: "imd-editor" }, [this.toolbar, this.stage, this.status]);
+    this.motion = el("div", { className: "imd-motion" });
+    this.element = el("div", { className: "imd-editor" },
+      [this.toolbar, this.optionsBar, this.stage, this.scrub, this.status, this.motion]);
     this.resizeObserver = new ResizeObserver(() => this.layout());
     this.resizeObserver.observe(this.stage);
     this.bindPointer();
-    this.keys.addEventListener("keydown", (e) => this.onKey(e));
+    this.element.addEventListener("keydown", (e) => this.onKey(e));
+    // The keyboard stays with the editor until a click elsewhere (not when the pointer merely leaves it).
+    this.onDocumentPointerDown = (e) => {
+      if (!this.element.contains(e.target) && document.activeElement === this.keys) this.keys.blur();
+    };
+    document.addEventListener("pointerdown", this.onDocumentPointerDown, true);
     this.setTool("arrow");
+  }
+
+  focusKeys() {
+    this.keys.focus({ preventScroll: true });
   }
 
   setTool(tool) {
     this.tool = tool;
     for (const [id, b] of Object.entries(this.toolButtons)) b.classList.toggle("active", id === tool);
     this.canvas.dataset.tool = tool;
-    if (tool !== "move") this.selected = tool === "arrow" && this.selected?.kind === "arrow" ? this.selected : null;
-    this.redraw();
+    if (tool !== "move") this.select(tool === "arrow" && this.selected?.kind === "arrow" ? this.selected : null);
+    this.scheduleRedraw();
+  }
+
+  select(item) {
+    this.selected = item;
+    const track = item?.kind === "track" ? this.drawing.tracks[item.index] : null;
+    if (item?.kind === "arrow") this.speedInput.value = String(this.drawing.arrows[item.index].speed);
+    if (track) {
+      this.startInput.value = track.start ?? "";
+      this.endInput.value = track.end ?? "";
+      this.easingSelect.value = track.easing;
+    }
+    this.scheduleRedraw();
   }
 
   /** Picture size in pixels: the loaded picture's, else the drawing's, else 512 x 512. */
@@ -235,87 +243,104 @@ export class MotionEditor {
 
   layout() {
     const [w, h] = this.size();
-    if (this.canvas.width !== w || this.canvas.height !== h) {
-      this.canvas.width = w;
-      this.canvas.height = h;
-    }
-    const sw = this.stage.clientWidth;
-    const sh = this.stage.clientHeight;
-    if (sw > 0 && sh > 0) {
-      const k = Math.min(sw / w, sh / h);
-      const cw = Math.max(1, Math.floor(w * k));
-      const ch = Math.max(1, Math.floor(h * k));
-      Object.assign(this.canvas.style, { width: `${cw}px`, height: `${ch}px`, left: `${Math.floor((sw - cw) / 2)}px`,
-        top: `${Math.floor((sh - ch) / 2)}px` });
-    }
+    const resized = this.canvas.width !== w || this.canvas.height !== h;
+    fitCanvas(this.canvas, this.stage, w, h);
+    if (resized) this.invalidate("base", "brush", "items");
     this.redraw();
   }
 
-  // ------------------------------------------------------------------------------------------------ picture
-  /** The /view URL of the picture feeding the "image" input, or null. */
-  sourceUrl() {
-    const slot = this.node.inputs?.findIndex((i) => i.name === "image") ?? -1;
-    let up = slot >= 0 ? this.node.getInputNode(slot) : null;
-    for (let hops = 0; up && hops < 16 && (up.type === "Reroute" || up.comfyClass === "Reroute"); hops++) {
-      up = up.getInputNode(0);
-    }
-    if (up) {
-      const imageWidget = up.widgets?.find((w) => w.name === "image" && typeof w.value === "string");
-      if (imageWidget && /LoadImage/.test(up.comfyClass ?? up.type ?? "")) {
-        const url = urlFromImageValue(imageWidget.value);
-        if (url) return url;
-      }
-      const outputs = app.nodeOutputs?.[String(up.id)]?.images;
-      if (outputs?.length) return viewUrl(outputs[0].filename, outputs[0].type, outputs[0].subfolder);
-      if (up.imgs?.length && up.imgs[0].src) return up.imgs[0].src;
-    }
-    return this.executedUrl ?? null;
-  }
-
-  /** Cheap: called on every node redraw; loads the picture when its source changed. */
+  // ------------------------------------------------------------------------------------------------ graph
+  /** Cheap: called on every node redraw; follows the picture upstream and reloads it when its source changed. */
   syncSource() {
     if (this.element.dataset.nodeId !== String(this.node.id)) this.element.dataset.nodeId = String(this.node.id);
-    const url = this.sourceUrl();
-    if (url === this.pictureUrl) return;
-    this.pictureUrl = url;
-    if (!url) {
-      this.picture = null;
-      this.layout();
-      return;
+    const traced = upstreamPicture(this.node, "image");
+    let source = traced;
+    if (!traced?.exact && this.executed && (traced?.url ?? null) === this.executed.tracedAtRun) {
+      source = { url: this.executed.url, exact: true, via: [], from: "run" };
     }
-    const img = new Image();
-    img.onload = () => {
-      if (this.pictureUrl !== url) return;
-      let opaque = null;
-      let tint = null;
-      try {
-        opaque = opaqueCopy(img);
-        tint = transparencyTint(img);
-      } catch (e) {
-        console.warn("[ImageDynamics] motion editor: picture layers", e);
-      }
-      this.picture = { img, opaque, tint, url, width: img.naturalWidth, height: img.naturalHeight };
-      this.layout();
-      this.updateStatus();
+    this.source = source;
+    this.loader.update(source?.url ?? null);
+    const key = this.clipKey();
+    if (key !== this.lastClipKey) { // num_frames, strength, mode or a downstream loop changed
+      this.lastClipKey = key;
+      this.invalidate("items");
+      this.updateFrameRange();
+      this.scheduleRedraw();
+    }
+  }
+
+  /** After a run: the picture this node reported (the one it got, whatever made it). */
+  setExecutedPicture(url) {
+    const traced = upstreamPicture(this.node, "image");
+    this.executed = { url, tracedAtRun: traced?.url ?? null };
+    this.syncSource();
+  }
+
+  pictureChanged() {
+    this.invalidate("base");
+    this.layout();
+    this.updateStatus();
+  }
+
+  /**
+   * How long and how fast the drawing plays: {mode, numFrames, gain, strength, trackFrames, loop, width, height}.
+   * Arrows are velocities, played for the num_frames of the loop node fed by `flow` (EulerianMotion, times its
+   * speed) when there is one, else of this node; tracks always span this node's num_frames.
+   */
+  clip() {
+    const own = Number(widgetValue(this.node, "num_frames")) || 48;
+    const strength = Number(widgetValue(this.node, "strength") ?? 1);
+    const loop = outputNodes(this.node, "DYN_FLOW").find((n) => widgetValue(n, "num_frames") !== undefined) ?? null;
+    const loopSpeed = loop && widgetValue(loop, "speed") !== undefined ? Number(widgetValue(loop, "speed")) : 1;
+    const [width, height] = this.size();
+    return {
+      mode: widgetValue(this.node, "mode") ?? "arrows",
+      numFrames: loop ? Number(widgetValue(loop, "num_frames")) || own : own,
+      gain: strength * loopSpeed, strength, loopSpeed, trackFrames: own, loop, width, height,
     };
-    img.onerror = () => {
-      if (this.pictureUrl !== url) return;
-      this.picture = null;
-      this.layout();
-      this.updateStatus(`could not load the picture (${url})`);
-    };
-    img.src = url;
+  }
+
+  clipKey() {
+    const c = this.clip();
+    return [c.mode, c.numFrames, c.gain, c.trackFrames, c.width, c.height].join("|");
+  }
+
+  /** The slider covers the frames of what the node's mode plays. */
+  updateFrameRange() {
+    const c = this.clip();
+    const last = Math.max(1, (c.mode === "tracks" ? c.trackFrames : c.numFrames) - 1);
+    this.frameInput.max = String(last);
+    if (this.frame > last) this.setFrame(last);
+    this.frameLabel.textContent = `frame ${this.frame} / ${last}`;
+    this.endInput.max = String(c.trackFrames - 1);
+    this.endInput.placeholder = String(c.trackFrames - 1);
+    this.startInput.placeholder = "0";
+  }
+
+  setFrame(frame) {
+    this.frame = Math.max(0, Math.round(frame));
+    this.frameInput.value = String(this.frame);
+    this.frameLabel.textContent = `frame ${this.frame} / ${this.frameInput.max}`;
+    this.invalidate("positions");
+    this.redraw();
   }
 
   // ------------------------------------------------------------------------------------------------ value
   /** Re-read the widget value (workflow loaded, text edited, graph undo). */
   loadFromValue() {
-    const text = this.valueWidget.value;
-    const { drawing, error } = M.parseDrawing(text);
-    this.error = error ?? null;
-    this.drawing = drawing ?? M.emptyDrawing();
+    const text = this.valueWidget.value ?? "";
+    const parsed = M.parseDrawing(text);
+    const described = F.describe(text, parsed);
+    this.foreign = described && !described.error ? described : null;
+    this.error = described?.error ?? null;
+    const drawing = parsed.drawing;
+    this.drawing = this.foreign || this.error ? M.emptyDrawing() : drawing;
+    this.baseline = this.foreign || this.error ? null : M.serializeDrawing(this.drawing);
     this.selected = null;
     this.drag = null;
+    this.convertButton.hidden = !this.foreign;
+    this.invalidate("brush", "items");
+    this.updateFrameRange();
     this.layout();
     this.updateStatus();
   }
@@ -324,9 +349,7 @@ export class MotionEditor {
     return M.serializeDrawing(this.drawing);
   }
 
-  write() {
-    const text = this.serialize();
-    if (text === this.valueWidget.value) return;
+  setValue(text) {
     this.writing = true;
     try {
       this.valueWidget.value = text;
@@ -336,89 +359,138 @@ export class MotionEditor {
     changed();
   }
 
+  pushUndo(text) {
+    this.undoStack.push(text);
+    let chars = this.undoStack.reduce((n, t) => n + t.length, 0);
+    while (this.undoStack.length > 1 && (this.undoStack.length > UNDO_DEPTH || chars > UNDO_CHARS)) {
+      chars -= this.undoStack.shift().length;
+    }
+  }
+
   /**
-   * After an edit: when the drawing differs from `before` (the widget text before the edit), remember that text
-   * for undo and write the new one. Text the edit did not change (formatting included) is left alone.
+   * After an edit: when the drawing differs from what was there before, remember the widget text `before` for
+   * undo and write the new one. Text the edit did not change (formatting included) is left alone.
    */
   commit(before) {
-    const previous = M.parseDrawing(before).drawing;
-    if (!previous || M.serializeDrawing(previous) !== this.serialize()) {
-      this.undoStack.push(before);
-      if (this.undoStack.length > 200) this.undoStack.shift();
+    const text = this.serialize();
+    if (text !== this.baseline) {
+      this.pushUndo(before);
       this.redoStack = [];
-      this.write();
+      this.baseline = text;
+      this.foreign = null;
+      this.error = null;
+      this.convertButton.hidden = true;
+      if (text !== this.valueWidget.value) this.setValue(text);
     }
+    this.invalidate("items");
     this.redraw();
     this.updateStatus();
   }
 
-  /** Before an edit: the drawing takes the picture's size (coordinates rescaled as the Python parser does). */
+  /**
+   * Before an edit: the drawing takes the picture's size (coordinates rescaled as the Python parser does). That
+   * alone is no edit: the baseline follows, so a click that changes nothing else writes nothing.
+   */
   adoptSize() {
     const [w, h] = this.size();
-    if (this.drawing.width !== w || this.drawing.height !== h) this.drawing = M.rescale(this.drawing, w, h);
+    if (this.drawing.width !== w || this.drawing.height !== h) {
+      this.drawing = M.rescale(this.drawing, w, h);
+      if (this.baseline !== null) this.baseline = this.serialize();
+      this.invalidate("brush", "items");
+    }
   }
 
   /** Put back a widget text exactly (undo / redo), and show it. */
   restore(text) {
-    this.writing = true;
-    try {
-      this.valueWidget.value = text;
-    } finally {
-      this.writing = false;
-    }
-    changed();
+    this.setValue(text);
     this.loadFromValue();
   }
 
   undo() {
-    if (!this.undoStack.length) return false;
+    if (!this.undoStack.length) return;
     this.redoStack.push(this.valueWidget.value);
     this.restore(this.undoStack.pop());
-    return true;
   }
 
   redo() {
-    if (!this.redoStack.length) return false;
-    this.undoStack.push(this.valueWidget.value);
+    if (!this.redoStack.length) return;
+    this.pushUndo(this.valueWidget.value);
     this.restore(this.redoStack.pop());
-    return true;
   }
 
   clear() {
     const before = this.valueWidget.value;
     const [w, h] = this.size();
     this.drawing = M.emptyDrawing(w, h);
-    this.error = null;
-    this.selected = null;
+    this.select(null);
+    this.invalidate("brush", "items");
+    this.commit(before);
+  }
+
+  /** Another format's text becomes the pack's JSON in pixels (read as the node reads it). */
+  convert() {
+    if (!this.foreign) return;
+    const before = this.valueWidget.value;
+    const [w, h] = this.size();
+    try {
+      this.drawing = F.convert(before, w, h);
+    } catch (e) {
+      this.updateStatus(`could not convert: ${e.message}`);
+      return;
+    }
+    this.invalidate("brush", "items");
     this.commit(before);
   }
 
   deleteSelected() {
-    if (!this.selected) return false;
+    if (!this.selected || this.foreign || this.error) return;
     const before = this.valueWidget.value;
     M.removeHit(this.drawing, this.selected);
-    this.selected = null;
+    this.select(null);
     this.commit(before);
-    return true;
   }
 
   applySpeed() {
     const speed = Number(this.speedInput.value);
     if (!isFinite(speed) || speed < 0) return;
-    if (this.selected?.kind === "arrow" && !this.error) {
+    if (this.selected?.kind === "arrow" && this.baseline !== null) {
       const before = this.valueWidget.value;
       this.drawing.arrows[this.selected.index].speed = speed;
       this.commit(before);
     }
   }
 
+  /** The timing boxes' values {start, end, easing} (null = the default), or {error}. */
+  timing() {
+    const read = (input) => (input.value === "" ? null : Number(input.value));
+    const start = read(this.startInput);
+    const end = read(this.endInput);
+    const last = this.clip().trackFrames - 1;
+    if ((start !== null && !(start >= 0)) || (end !== null && !(end >= 0))) return { error: "frames are numbers >= 0" };
+    if (end !== null && end > last) return { error: `the last frame is ${last} (num_frames ${last + 1})` };
+    if (!((end ?? last) > (start ?? 0))) return { error: "the end must come after the start" };
+    return { start, end, easing: this.easingSelect.value };
+  }
+
+  applyTiming() {
+    const timing = this.timing();
+    if (timing.error) {
+      this.updateStatus(`track timing: ${timing.error}`);
+      return;
+    }
+    const track = this.selected?.kind === "track" ? this.drawing.tracks[this.selected.index] : null;
+    if (track && this.baseline !== null) {
+      const before = this.valueWidget.value;
+      Object.assign(track, timing);
+      this.commit(before);
+    }
+  }
+
   // ------------------------------------------------------------------------------------------------ input
-  /** Picture pixel coordinates of a pointer event: from the canvas's on-screen box, so zoom and DPI do not matter. */
+  /** Picture pixel coordinates of a pointer event, rounded to the drawing's precision. */
   toPicture(e) {
-    const rect = this.canvas.getBoundingClientRect();
     const [w, h] = this.size();
-    const x = ((e.clientX - rect.left) / rect.width) * w - 0.5; // pixel centres sit on integers
-    const y = ((e.clientY - rect.top) / rect.height) * h - 0.5;
+    const [x, y] = pictureXY(this.canvas, e, w, h);
     return [M.round(x), M.round(y)];
   }
 
@@ -438,23 +510,14 @@ export class MotionEditor {
     c.addEventListener("pointerdown", (e) => this.onPointerDown(e));
     c.addEventListener("pointermove", (e) => this.onPointerMove(e));
     c.addEventListener("pointerup", (e) => this.onPointerUp(e));
-    c.addEventListener("pointercancel", (e) => this.cancelDrag(e));
+    c.addEventListener("pointercancel", () => this.cancelDrag());
     c.addEventListener("contextmenu", (e) => e.preventDefault());
     c.addEventListener("pointerleave", () => {
       if (this.drag) return; // captured: the drag goes on
       this.hover = null;
-      this.redraw();
-      this.updateStatus();
+      this.scheduleRedraw();
     });
-    this.element.addEventListener("pointerleave", () => {
-      if (document.activeElement === this.keys) this.keys.blur();
-    });
-    // The wheel zooms the graph, as over any other node; the middle button pans it.
-    this.element.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      e.stopPropagation();
-      app.canvas?.processMouseWheel?.(e);
-    }, { passive: false });
+    passGraphNavigation(this.element);
   }
 
   onPointerDown(e) {
@@ -465,8 +528,9 @@ export class MotionEditor {
     if (e.button !== 0) return;
     e.preventDefault();
     e.stopPropagation();
-    this.keys.focus({ preventScroll: true });
-    if (this.error) {
+    this.focusKeys();
+    deselect(this.node);
+    if (this.foreign || this.error) {
       this.updateStatus();
       return;
     }
@@ -474,13 +538,11 @@ export class MotionEditor {
     const before = this.valueWidget.value;
     this.adoptSize();
     const p = this.clamp(this.toPicture(e));
-    const tol = HIT_PX * this.screenScale();
-    const hit = M.hitTest(this.drawing, p, tol);
+    const hit = M.hitTest(this.drawing, p, HIT_PX * this.screenScale());
     const onHandle = hit && hit.part !== "body";
     if (this.tool === "move" || ((this.tool === "arrow" || this.tool === "track") && onHandle)) {
-      this.selected = hit ? { kind: hit.kind, index: hit.index } : null;
-      if (hit?.kind === "arrow") this.speedInput.value = String(this.drawing.arrows[hit.index].speed);
-      this.drag = hit ? { type: "move", hit, origin: p, base: M.clone(this.drawing), before } : null;
+      this.select(hit ? { kind: hit.kind, index: hit.index } : null);
+      this.drag = hit ? { type: "move", hit, origin: p, base: M.clone(this.drawing), before, moved: false } : null;
     } else if (this.tool === "arrow") {
       this.drag = { type: "arrow", start: p, end: p, before };
     } else if (this.tool === "track") {
@@ -488,6 +550,7 @@ export class MotionEditor {
     } else {
       const radius = Math.max(1, Number(this.radiusInput.value) || 12);
       this.drag = { type: "stroke", stroke: { points: [p], radius: M.round(radius), erase: this.tool === "erase" }, before };
+      this.paintTip();
     }
     this.redraw();
     this.updateStatus();
@@ -508,13 +571,20 @@ export class MotionEditor {
         if (M.distance(p, d.points[d.points.length - 1]) >= 2 * this.screenScale()) d.points.push(p);
         else d.points[d.points.length - 1] = d.points.length > 1 ? p : d.points[0];
       } else if (d.type === "stroke") {
-        if (M.distance(p, d.stroke.points[d.stroke.points.length - 1]) >= 1) d.stroke.points.push(p);
+        if (M.distance(p, d.stroke.points[d.stroke.points.length - 1]) >= 1) {
+          d.stroke.points.push(p);
+          this.paintTip();
+        }
       } else if (d.type === "move") {
+        if (!d.moved) {
+          d.moved = true;
+          this.invalidate("items"); // the moved item leaves the cached layer while it is dragged
+        }
         M.moveHit(this.drawing, d.base, d.hit, p[0] - d.origin[0], p[1] - d.origin[1], (q) => this.clamp(q));
+        this.version++;
       }
     }
-    this.redraw();
-    this.updateStatus();
+    this.scheduleRedraw();
   }
 
   onPointerUp(e) {
@@ -533,18 +603,19 @@ export class MotionEditor {
       if (M.distance(d.start, d.end) >= 1) {
         const speed = Number(this.speedInput.value);
         this.drawing.arrows.push({ start: d.start, end: d.end, speed: isFinite(speed) && speed >= 0 ? speed : 1.0 });
-        this.selected = { kind: "arrow", index: this.drawing.arrows.length - 1 };
+        this.select({ kind: "arrow", index: this.drawing.arrows.length - 1 });
       } else {
         const hit = M.hitTest(this.drawing, p, HIT_PX * this.screenScale());
-        this.selected = hit ? { kind: hit.kind, index: hit.index } : null;
+        this.select(hit ? { kind: hit.kind, index: hit.index } : null);
       }
     } else if (d.type === "track") {
       const pts = d.points;
       if (M.distance(pts[pts.length - 1], p) > 0) pts.push(p);
       const simplified = M.simplify(pts, 4 * this.screenScale());
       if (simplified.length >= 2) {
-        this.drawing.tracks.push(simplified);
-        this.selected = { kind: "track", index: this.drawing.tracks.length - 1 };
+        const timing = this.timing();
+        this.drawing.tracks.push(M.newTrack(simplified, timing.error ? {} : timing));
+        this.select({ kind: "track", index: this.drawing.tracks.length - 1 });
       }
     } else if (d.type === "stroke") {
       this.drawing.strokes.push(d.stroke);
@@ -557,52 +628,83 @@ export class MotionEditor {
     const { before } = this.drag;
     this.drag = null;
     this.drawing = M.parseDrawing(before).drawing ?? this.drawing;
-    this.selected = null;
+    this.select(null);
+    this.invalidate("brush", "items");
     this.redraw();
     this.updateStatus();
     return true;
   }
 
-  /** Keys reach here only after a click in the editor and while the pointer stays over it (a hidden input holds
-   * focus just then, which also keeps ComfyUI's graph undo from firing with the editor's own undo). */
+  /**
+   * Keys reach here while the editor has the keyboard (a hidden input holds focus from a click in the editor until
+   * a click elsewhere, so ComfyUI's shortcuts and graph undo skip them). The editor's own keys are always consumed,
+   * even when there is nothing to delete or undo; the rest are handed to ComfyUI as if nothing had focus.
+   */
   onKey(e) {
     const ctrl = e.ctrlKey || e.metaKey;
-    let handled = false;
-    if ((e.key === "Delete" || e.key === "Backspace") && !ctrl) handled = this.deleteSelected();
-    else if (ctrl && !e.altKey && e.code === "KeyZ" && !e.shiftKey) handled = this.undo();
-    else if (ctrl && !e.altKey && ((e.code === "KeyZ" && e.shiftKey) || (e.code === "KeyY" && !e.shiftKey))) handled = this.redo();
-    else if (e.key === "Escape") {
-      handled = this.cancelDrag();
-      if (!handled && this.selected) {
-        this.selected = null;
-        this.redraw();
-        handled = true;
-      }
-    }
-    if (handled) {
+    const key = e.key;
+    let ours = true;
+    if ((key === "Delete" || key === "Backspace") && !ctrl && !e.altKey) this.deleteSelected();
+    else if (ctrl && !e.altKey && e.code === "KeyZ" && !e.shiftKey) this.undo();
+    else if (ctrl && !e.altKey && ((e.code === "KeyZ" && e.shiftKey) || (e.code === "KeyY" && !e.shiftKey))) this.redo();
+    else if (key === "Escape") {
+      if (!this.cancelDrag()) this.select(null);
+    } else ours = false;
+    if (ours) {
       e.preventDefault();
       e.stopPropagation();
       return;
     }
-    // Not ours. ComfyUI skips keys aimed at a focused text input (its shortcuts and its graph undo), so hand
-    // those over as if nothing had focus; other combinations (Ctrl+S, Ctrl+Enter...) already reach it.
-    if (!reservedByTextInput(e)) return;
+    if (!reservedByTextInput(e)) return; // Ctrl+S, Ctrl+Enter... reach ComfyUI as they are
     e.stopPropagation();
     this.keys.blur();
     document.body.dispatchEvent(new KeyboardEvent("keydown", {
       key: e.key, code: e.code, ctrlKey: e.ctrlKey, shiftKey: e.shiftKey, altKey: e.altKey, metaKey: e.metaKey,
       repeat: e.repeat, bubbles: true, cancelable: true,
     }));
-    if (this.hover) this.keys.focus({ preventScroll: true });
+    this.focusKeys();
   }
 
   // ------------------------------------------------------------------------------------------------ drawing
-  redraw() {
-    const ctx = this.canvas.getContext("2d");
-    if (!ctx) return;
+  invalidate(...parts) {
+    for (const p of parts) this.dirty[p] = true;
+    if (parts.includes("items") || parts.includes("brush")) this.version++;
+  }
+
+  /** Redraw on the next animation frame (mouse moves come faster than frames). */
+  scheduleRedraw() {
+    if (this.frameRequest) return;
+    this.frameRequest = requestAnimationFrame(() => {
+      this.frameRequest = 0;
+      this.redraw();
+      this.updateStatus();
+    });
+  }
+
+  /** The drawing in the picture's pixels (a rescaled copy, view only, when it was drawn at another size). */
+  view() {
     const [w, h] = this.size();
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, h);
+    const d = this.drawing;
+    if (!(d.width && d.height && (d.width !== w || d.height !== h))) return d;
+    if (this.viewCache?.source !== d || this.viewCache.w !== w || this.viewCache.h !== h) {
+      this.viewCache = { source: d, w, h, drawing: M.rescale(d, w, h) };
+    }
+    return this.viewCache.drawing;
+  }
+
+  /** Line widths and handles keep their on-screen size at graph zoom 1 (layout pixels, not zoomed ones). */
+  lineScale() {
+    return this.canvas.clientWidth > 0 ? this.canvas.width / this.canvas.clientWidth : 1;
+  }
+
+  /** The item being dragged (drawn live on top of the cached layer), or null. */
+  liveItem() {
+    return this.drag?.type === "move" && this.drag.moved ? { kind: this.drag.hit.kind, index: this.drag.hit.index } : null;
+  }
+
+  renderBase(w, h) {
+    const base = (this.layers.base = layer(w, h));
+    const ctx = base.getContext("2d");
     if (this.picture) {
       ctx.fillStyle = "#808080";
       ctx.fillRect(0, 0, w, h);
@@ -612,162 +714,258 @@ export class MotionEditor {
       ctx.fillStyle = "#555";
       ctx.fillRect(0, 0, w, h);
     }
-    // Line widths and handles keep their on-screen size at graph zoom 1 (layout pixels, not zoomed ones).
-    const k = this.canvas.clientWidth > 0 ? w / this.canvas.clientWidth : 1;
-    const d = this.drawing;
-    const dw = d.width && d.height && (d.width !== w || d.height !== h) ? M.rescale(d, w, h) : d; // view only
-    this.drawBrush(ctx, dw, w, h);
+  }
+
+  renderBrush(w, h) {
+    const brush = (this.layers.brush = layer(w, h));
+    const ctx = brush.getContext("2d");
+    ctx.translate(0.5, 0.5);
+    D.paintStrokes(ctx, this.view().strokes);
+  }
+
+  /** Paint the newest piece of the stroke being drawn straight onto the cached brush layer. */
+  paintTip() {
+    const ctx = this.layers.brush?.getContext("2d");
+    if (!ctx || this.dirty.brush) return; // rebuilt (with the stroke) on the next redraw
+    ctx.setTransform(1, 0, 0, 1, 0.5, 0.5);
+    D.paintStrokeTip(ctx, this.drag.stroke);
+  }
+
+  /** Labels and the motion summary of the drawing as shown. */
+  summary() {
+    return M.motionSummary(this.view(), this.clip());
+  }
+
+  arrowLabels(d, summary) {
+    if (d.arrows.length > D.LABEL_LIMIT) return null;
+    return summary.arrows.map((m) => `${m.perFrame.toFixed(1)} px/f · ${px(m.total)}`);
+  }
+
+  trackLabels(d) {
+    if (d.tracks.length > D.LABEL_LIMIT) return null;
+    return d.tracks.map((t) => (M.hasTiming(t) ? `f ${t.start ?? 0}–${t.end ?? "end"}${t.easing === "linear" ? "" : ` ${t.easing}`}` : ""));
+  }
+
+  /**
+   * [[from, at], ...] at this.frame for the items the node's mode plays (arrows or tracks) that `which` (a
+   * predicate on kind and index) accepts.
+   */
+  positions(d, clip, which) {
+    const out = [];
+    if (this.frame <= 0) return out;
+    if (clip.mode !== "tracks") {
+      d.arrows.forEach((a, i) => { if (which("arrow", i)) out.push([a.start, M.arrowPositionAt(a, this.frame, clip.gain)]); });
+      return out;
+    }
+    d.tracks.forEach((t, i) => {
+      if (!which("track", i)) return;
+      const at = M.trackPositionAt(t, this.frame, clip.trackFrames);
+      const s = t.points[0];
+      out.push([s, [s[0] + clip.strength * (at[0] - s[0]), s[1] + clip.strength * (at[1] - s[1])]]);
+    });
+    return out;
+  }
+
+  /** Items not being edited, or their positions at this.frame (`positions`): a layer each. */
+  renderItems(w, h, k, positions = false) {
+    const canvas = layer(w, h);
+    this.layers[positions ? "positions" : "items"] = canvas;
+    const ctx = canvas.getContext("2d");
     ctx.translate(0.5, 0.5); // pixel centres
     ctx.lineCap = "round";
     ctx.lineJoin = "round";
-    dw.tracks.forEach((t, i) => this.drawTrack(ctx, t, k, this.isSelected("track", i)));
-    dw.arrows.forEach((a, i) => this.drawArrow(ctx, a, k, this.isSelected("arrow", i)));
+    const d = this.view();
+    const dense = D.isDense(d);
+    const live = this.liveItem();
+    const keep = (kind, i) => !(live && live.kind === kind && live.index === i);
+    if (positions) {
+      D.drawPositions(ctx, this.positions(d, this.clip(), keep), k, dense);
+      return;
+    }
+    const summary = this.summary();
+    const labels = dense ? null : this.arrowLabels(d, summary)?.filter((_, i) => keep("arrow", i)) ?? null;
+    const warn = summary.arrows.map((m) => m.tooLarge).filter((_, i) => keep("arrow", i));
+    const trackLabels = dense ? null : this.trackLabels(d)?.filter((_, i) => keep("track", i)) ?? null;
+    D.drawTracks(ctx, d.tracks.filter((_, i) => keep("track", i)), k, D.COLORS.track, false, trackLabels, dense);
+    D.drawArrows(ctx, d.arrows.filter((_, i) => keep("arrow", i)), k, D.COLORS.arrow, labels, warn, dense);
+  }
+
+  /**
+   * Compose the cached layers and draw what changes with the pointer on top. `full` redraws every layer first
+   * (what every mouse move cost before the layers were cached; the browser test measures both).
+   */
+  redraw(full = false) {
+    const ctx = this.canvas.getContext("2d");
+    if (!ctx) return;
+    const [w, h] = this.size();
+    const k = this.lineScale();
+    const key = `${w}x${h}@${k}`;
+    if (full || key !== this.layers.key) this.invalidate("base", "brush", "items");
+    const clip = this.clipKey(); // the labels show the clip's length
+    if (clip !== this.layers.clip) this.invalidate("items");
+    this.layers.key = key;
+    this.layers.clip = clip;
+    if (this.dirty.base) this.renderBase(w, h);
+    if (this.dirty.brush) this.renderBrush(w, h);
+    if (this.dirty.items) this.renderItems(w, h, k);
+    if (this.dirty.items || this.dirty.positions) this.renderItems(w, h, k, true);
+    this.dirty = { base: false, brush: false, items: false, positions: false };
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.drawImage(this.layers.base, 0, 0);
+    ctx.globalAlpha = D.BRUSH_ALPHA;
+    ctx.drawImage(this.layers.brush, 0, 0);
+    ctx.globalAlpha = 1;
+    ctx.drawImage(this.layers.items, 0, 0);
+    if (this.frame > 0) ctx.drawImage(this.layers.positions, 0, 0);
+    this.drawOverlay(ctx, k);
+  }
+
+  drawOverlay(ctx, k) {
+    ctx.translate(0.5, 0.5);
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    const d = this.view();
+    const sel = this.selected;
+    const live = this.liveItem();
+    for (const item of [live, sel]) {
+      if (!item || (item === live && sel && sel.kind === live.kind && sel.index === live.index)) continue;
+      const selected = sel && sel.kind === item.kind && sel.index === item.index;
+      if (item.kind === "arrow" && d.arrows[item.index]) {
+        const a = d.arrows[item.index];
+        const m = M.motionSummary({ arrows: [a], tracks: [] }, this.clip()).arrows[0];
+        D.drawArrows(ctx, [a], k, selected ? D.COLORS.selected : D.COLORS.arrow,
+          [`${m.perFrame.toFixed(1)} px/f · ${px(m.total)}`], [m.tooLarge]);
+      } else if (item.kind === "track" && d.tracks[item.index]) {
+        D.drawTracks(ctx, [d.tracks[item.index]], k, selected ? D.COLORS.selected : D.COLORS.track, selected,
+          this.trackLabels({ tracks: [d.tracks[item.index]] }));
+      }
+    }
+    if (live) D.drawPositions(ctx, this.positions(d, this.clip(), (kind, i) => kind === live.kind && i === live.index), k);
     const g = this.drag;
     if (g?.type === "arrow" && M.distance(g.start, g.end) > 0) {
-      this.drawArrow(ctx, { start: g.start, end: g.end, speed: Number(this.speedInput.value) }, k, true);
-    } else if (g?.type === "track") this.drawTrack(ctx, g.points, k, true);
+      D.drawArrows(ctx, [{ start: g.start, end: g.end, speed: Number(this.speedInput.value) }], k, D.COLORS.selected);
+    } else if (g?.type === "track") D.drawTracks(ctx, [{ points: g.points }], k, D.COLORS.selected);
     if (this.hover && (this.tool === "brush" || this.tool === "erase")) {
-      const r = g?.type === "stroke" ? g.stroke.radius : Number(this.radiusInput.value) || 12;
-      ctx.strokeStyle = "#fff";
-      ctx.lineWidth = k;
-      ctx.beginPath();
-      ctx.arc(this.hover[0], this.hover[1], r, 0, 2 * Math.PI);
-      ctx.stroke();
+      D.drawRing(ctx, this.hover, g?.type === "stroke" ? g.stroke.radius : Number(this.radiusInput.value) || 12, k);
     }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
   }
 
   /** True when the node's mask input comes from the Load Image node that gives the picture (its alpha). */
   maskFromPicture() {
-    const slot = (name) => this.node.inputs?.findIndex((i) => i.name === name) ?? -1;
-    const image = slot("image") >= 0 ? this.node.getInputNode(slot("image")) : null;
-    const mask = slot("mask") >= 0 ? this.node.getInputNode(slot("mask")) : null;
-    return !!image && image === mask;
+    const image = inputNode(this.node, "image");
+    return !!image && image === inputNode(this.node, "mask");
   }
 
-  isSelected(kind, index) {
-    return this.selected?.kind === kind && this.selected.index === index;
-  }
-
-  drawBrush(ctx, d, w, h) {
-    const strokes = this.drag?.type === "stroke" ? [...d.strokes, this.drag.stroke] : d.strokes;
-    if (!strokes.length) return;
-    if (!this.brushLayer) this.brushLayer = document.createElement("canvas");
-    const layer = this.brushLayer;
-    layer.width = w;
-    layer.height = h;
-    const b = layer.getContext("2d");
-    b.lineCap = "round";
-    b.lineJoin = "round";
-    b.translate(0.5, 0.5);
-    for (const s of strokes) {
-      b.globalCompositeOperation = s.erase ? "destination-out" : "source-over";
-      b.strokeStyle = b.fillStyle = "#000";
-      b.lineWidth = 2 * s.radius + 1;
-      b.beginPath();
-      b.arc(s.points[0][0], s.points[0][1], s.radius + 0.5, 0, 2 * Math.PI);
-      b.fill();
-      if (s.points.length > 1) {
-        b.beginPath();
-        b.moveTo(...s.points[0]);
-        for (const p of s.points.slice(1)) b.lineTo(...p);
-        b.stroke();
-      }
+  // ------------------------------------------------------------------------------------------------ status
+  pictureText() {
+    const [w, h] = this.size();
+    const s = this.source;
+    if (!this.picture) {
+      if (this.loader.error) return `${w}x${h}, ${this.loader.error}`;
+      return `${w}x${h}, no picture yet (connect a Load Image, or run once)`;
     }
-    b.globalCompositeOperation = "source-in"; // colour what is painted
-    b.setTransform(1, 0, 0, 1, 0, 0);
-    b.fillStyle = COLORS.brush;
-    b.fillRect(0, 0, w, h);
-    ctx.drawImage(layer, 0, 0);
+    if (s?.from === "run") return `${w}x${h}, the picture of the last run`;
+    if (s?.via?.length) return `${w}x${h} from Load Image through ${s.via.join(", ")} (the node rescales if its size differs)`;
+    return `${w}x${h}`;
   }
 
-  drawHead(ctx, from, to, k, color) {
-    const ang = Math.atan2(to[1] - from[1], to[0] - from[0]);
-    const len = 9 * k;
-    ctx.fillStyle = color;
-    ctx.beginPath();
-    ctx.moveTo(to[0], to[1]);
-    ctx.lineTo(to[0] - len * Math.cos(ang - 0.45), to[1] - len * Math.sin(ang - 0.45));
-    ctx.lineTo(to[0] - len * Math.cos(ang + 0.45), to[1] - len * Math.sin(ang + 0.45));
-    ctx.closePath();
-    ctx.fill();
-  }
-
-  handle(ctx, p, k, color, filled = true) {
-    ctx.beginPath();
-    ctx.arc(p[0], p[1], HANDLE_PX * k, 0, 2 * Math.PI);
-    ctx.fillStyle = filled ? color : "rgba(0,0,0,0.5)";
-    ctx.fill();
-    ctx.strokeStyle = "#000";
-    ctx.lineWidth = k;
-    ctx.stroke();
-  }
-
-  drawArrow(ctx, a, k, selected) {
-    const color = selected ? COLORS.selected : COLORS.arrow;
-    ctx.strokeStyle = "rgba(0,0,0,0.6)";
-    ctx.lineWidth = 5 * k;
-    ctx.beginPath();
-    ctx.moveTo(...a.start);
-    ctx.lineTo(...a.end);
-    ctx.stroke();
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 2.5 * k;
-    ctx.stroke();
-    this.drawHead(ctx, a.start, a.end, k * 1.4, color);
-    this.handle(ctx, a.start, k, color, false);
-    this.handle(ctx, a.end, k, color);
-    const v = M.distance(a.start, a.end) * a.speed;
-    ctx.font = `${Math.round(11 * k)}px sans-serif`;
-    ctx.fillStyle = "#000";
-    const label = `${v.toFixed(1)} px/f`;
-    ctx.fillText(label, a.end[0] + 7 * k + k, a.end[1] - 5 * k + k);
-    ctx.fillStyle = color;
-    ctx.fillText(label, a.end[0] + 7 * k, a.end[1] - 5 * k);
-  }
-
-  drawTrack(ctx, t, k, selected) {
-    const color = selected ? COLORS.selected : COLORS.track;
-    ctx.beginPath();
-    ctx.moveTo(...t[0]);
-    for (const p of t.slice(1)) ctx.lineTo(...p);
-    ctx.strokeStyle = "rgba(0,0,0,0.6)";
-    ctx.lineWidth = 5 * k;
-    ctx.stroke();
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 2.5 * k;
-    ctx.stroke();
-    if (t.length > 1) this.drawHead(ctx, t[t.length - 2], t[t.length - 1], k * 1.4, color);
-    this.handle(ctx, t[0], k, color, false);
-    if (selected) for (const p of t.slice(1)) this.handle(ctx, p, k * 0.6, color);
+  /** The line under the drawing: what an item does over the clip, in pixels, and whether that is plausible. */
+  motionText() {
+    const d = this.view();
+    const c = this.clip();
+    const frames = c.loop ? `${c.numFrames} frames (${c.loop.title ?? c.loop.type})` : `${c.numFrames} frames`;
+    const gain = [c.strength !== 1 ? `strength ${c.strength}` : "", c.loopSpeed !== 1 ? `loop speed ${c.loopSpeed}` : ""]
+      .filter(Boolean).join(" × ");
+    const limit = `the picture's ${Math.min(c.width, c.height)} px`;
+    // One item's figures when one is selected (cheap while it is dragged), the whole drawing's otherwise.
+    const one = (kind, item) => M.motionSummary(kind === "arrow" ? { arrows: [item], tracks: [] } : { arrows: [], tracks: [item] }, c);
+    const describeArrow = (i) => {
+      const a = d.arrows[i];
+      const m = one("arrow", a).arrows[0];
+      const text = `arrow ${i + 1}: ${px(M.distance(a.start, a.end))} × speed ${a.speed}${gain ? ` × ${gain}` : ""} = ` +
+        `${m.perFrame.toFixed(1)} px/frame, ${px(m.total)} over ${frames}`;
+      return { text: m.tooLarge ? `${text}: more than ${limit}, lower the speed` : text, warning: m.tooLarge };
+    };
+    const describeTrack = (i) => {
+      const t = d.tracks[i];
+      const m = one("track", t).tracks[0];
+      const [s, e] = m.frames;
+      const timing = `frames ${s}–${e}${t.easing === "linear" ? "" : `, ${t.easing}`}`;
+      let text = `track ${i + 1}: ${px(m.total)} along its path${c.strength !== 1 ? ` (× strength ${c.strength})` : ""}, ${timing}`;
+      const late = e > c.trackFrames - 1;
+      if (late) text += `: ends after the last frame ${c.trackFrames - 1}`;
+      return { text: m.tooLarge ? `${text}: more than ${limit}` : text, warning: m.tooLarge || late };
+    };
+    const describeAll = () => {
+      const summary = this.summary();
+      const l = summary.largest;
+      if (!l) return { text: "", warning: false };
+      const tooLarge = summary.arrows.filter((m) => m.tooLarge).length + summary.tracks.filter((m) => m.tooLarge).length;
+      if (tooLarge) {
+        return { text: `${plural(tooLarge, "item")} move farther than ${limit} over the clip (largest: ${l.kind} ` +
+          `${l.index + 1}, ${px(l.total)}); lower the speed`, warning: true };
+      }
+      return { text: `largest motion: ${l.kind} ${l.index + 1}, ${px(l.total)}${l.kind === "arrow" ? ` over ${frames}` : ""}`, warning: false };
+    };
+    const notes = [];
+    const unused = (n, word, mode) => `mode "${mode}": ${n === 1 ? `the ${word} is` : `the ${n} ${word}s are`} not used`;
+    if (c.mode === "arrows" && d.arrows.length && d.tracks.length) notes.push(unused(d.tracks.length, "track", "arrows"));
+    if (c.mode === "tracks" && d.arrows.length && d.tracks.length) notes.push(unused(d.arrows.length, "arrow", "tracks"));
+    const sel = this.selected;
+    let main;
+    if (sel?.kind === "arrow" && d.arrows[sel.index]) main = describeArrow(sel.index);
+    else if (sel?.kind === "track" && d.tracks[sel.index]) main = describeTrack(sel.index);
+    else main = describeAll();
+    return { text: [main.text, ...notes].filter(Boolean).join(" · "), warning: main.warning || notes.length > 0 };
   }
 
   updateStatus(message) {
     const d = this.drawing;
-    const s = this.status;
-    s.classList.toggle("error", !!(this.error || message));
-    if (this.error) {
-      s.textContent = `Not editable here: ${this.error}`;
-      s.title = s.textContent;
-      return;
-    }
     const parts = [];
     if (this.hover) parts.push(`x ${this.hover[0].toFixed(1)}, y ${this.hover[1].toFixed(1)}`);
-    const n = (c, word) => `${c} ${word}${c === 1 ? "" : "s"}`;
-    parts.push(`${n(d.arrows.length, "arrow")}, ${n(d.tracks.length, "track")}, ${n(d.strokes.length, "stroke")}`);
-    if (this.selected?.kind === "arrow" && d.arrows[this.selected.index]) {
-      const a = d.arrows[this.selected.index];
-      parts.push(`arrow ${this.selected.index + 1}: ${(M.distance(a.start, a.end) * a.speed).toFixed(1)} px/frame`);
-    } else if (this.selected?.kind === "track" && d.tracks[this.selected.index]) {
-      parts.push(`track ${this.selected.index + 1}: ${d.tracks[this.selected.index].length} points`);
+    parts.push(`${plural(d.arrows.length, "arrow")}, ${plural(d.tracks.length, "track")}, ${plural(d.strokes.length, "stroke")}`);
+    parts.push(this.pictureText());
+    this.status.textContent = parts.join(" · ");
+    this.status.title = this.status.textContent;
+    // Not `disabled`: a click on a disabled button would take the keyboard from the editor.
+    for (const [b, off] of [[this.undoButton, !this.undoStack.length], [this.redoButton, !this.redoStack.length]]) {
+      b.classList.toggle("inactive", off);
+      b.setAttribute("aria-disabled", String(off));
     }
-    const [w, h] = this.size();
-    parts.push(this.picture ? `${w}x${h}` : `${w}x${h}, no picture yet (connect a Load Image or run once)`);
-    s.textContent = message ?? parts.join(" · ");
-    s.title = s.textContent;
+    this.timingLabel.classList.toggle("disabled", this.selected?.kind !== "track");
+    // The motion line costs a pass over the drawing: only when something it shows changed, not on every hover.
+    const key = [this.version, this.selected?.kind, this.selected?.index, this.clipKey(), message, this.foreign?.name,
+      this.error].join("|");
+    if (key === this.motionKey) return;
+    this.motionKey = key;
+    const m = this.motion;
+    let cls = "";
+    if (message) {
+      cls = "error";
+      m.textContent = message;
+    } else if (this.foreign) {
+      cls = "info";
+      m.textContent = `This is ${this.foreign.name}. The node reads it as it is. To edit it here, press Convert: it ` +
+        `becomes arrows and tracks in picture pixels, which the node reads the same way` +
+        `${this.foreign.dropped ? ` (${this.foreign.dropped} are left out)` : ""}; Undo brings the text back.`;
+    } else if (this.error) {
+      cls = "error";
+      m.textContent = `The text above cannot be read: ${this.error}. Fix it there, or press Clear to start a drawing ` +
+        "(Undo brings the text back).";
+    } else {
+      const { text, warning } = this.motionText();
+      cls = warning ? "warning" : "";
+      m.textContent = text;
+    }
+    m.className = `imd-motion ${cls}`.trim();
+    m.title = m.textContent;
   }
 
   remove() {
     this.resizeObserver?.disconnect();
+    document.removeEventListener("pointerdown", this.onDocumentPointerDown, true);
   }
 }
 
@@ -779,7 +977,8 @@ function attachEditor(node) {
   const widget = node.addDOMWidget(EDITOR_WIDGET, "imagedynamics.motion_editor", editor.element, {
     serialize: false, // the drawing lives in the "trajectories" widget
     hideOnZoom: false,
-    getMinHeight: () => 240,
+    selectOn: [], // a click in the drawing does not select the node
+    getMinHeight: () => EDITOR_MIN_HEIGHT,
     getValue: () => undefined,
     setValue: () => {},
   });
@@ -798,6 +997,14 @@ function attachEditor(node) {
   editor.loadFromValue();
 }
 
+/** Grow the node to at least its minimum size (widgets plus the editor) and NODE_MIN_WIDTH. */
+function fitNode(node) {
+  const min = node.computeSize();
+  const w = Math.max(node.size[0], min[0], NODE_MIN_WIDTH);
+  const h = Math.max(node.size[1], min[1]);
+  if (w !== node.size[0] || h !== node.size[1]) node.setSize([w, h]);
+}
+
 app.registerExtension({
   name: "ImageDynamics.MotionEditor",
   async beforeRegisterNodeDef(nodeType, nodeData) {
@@ -807,18 +1014,17 @@ app.registerExtension({
     proto.onNodeCreated = function (...args) {
       const r = onNodeCreated?.apply(this, args);
       attachEditor(this);
-      const min = this.computeSize();
-      this.setSize([Math.max(this.size[0], 380, min[0]), Math.max(this.size[1], min[1])]);
+      fitNode(this);
+      // The node reports its picture only for the editor: no image preview of it under the drawing (ComfyUI adds
+      // one from onDrawBackground, which would grow the node after every run).
+      this.onDrawBackground = function () {};
       return r;
     };
     const onConfigure = proto.onConfigure;
     proto.onConfigure = function (...args) {
       const r = onConfigure?.apply(this, args);
       this.imdEditor?.loadFromValue(); // widget values are set by now: restore the drawing exactly
-      const min = this.computeSize();
-      if (this.size[0] < min[0] || this.size[1] < min[1]) {
-        this.setSize([Math.max(this.size[0], min[0]), Math.max(this.size[1], min[1])]);
-      }
+      fitNode(this);
       return r;
     };
     const onDrawForeground = proto.onDrawForeground;
@@ -830,8 +1036,8 @@ app.registerExtension({
     const onExecuted = proto.onExecuted;
     proto.onExecuted = function (output, ...rest) {
       const r = onExecuted?.call(this, output, ...rest);
-      const img = output?.images?.[0]; // used when the node reports its picture (and no Load Image feeds it)
-      if (img && this.imdEditor) this.imdEditor.executedUrl = viewUrl(img.filename, img.type, img.subfolder);
+      const img = output?.images?.[0]; // the picture the node got, whatever made it
+      if (img && this.imdEditor) this.imdEditor.setExecutedPicture(viewUrl(img.filename, img.type, img.subfolder));
       return r;
     };
   },

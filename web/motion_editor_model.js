@@ -1,19 +1,24 @@
 // ImageDynamics motion editor: the drawing model (no DOM, no ComfyUI).
 //
 // A drawing is what the SparseTrajectoryToFlow "trajectories" widget holds, in the picture's pixel coordinates
-// (x right, y down, pixel centres on integers), in the pack's canonical JSON that ops/trajectories.py parses:
+// (x right, y down, pixel centres on integers), in the pack's canonical JSON that ops/trajectories parses:
 //
 //   {"coordinates": "pixels", "width": 512, "height": 512,
 //    "arrows": [{"start": [x, y], "end": [x, y], "speed": 1.0}, ...],
-//    "tracks": [[[x, y], [x, y], ...], ...],
+//    "tracks": [[[x, y], [x, y], ...],                                              (a bare point list), or
+//               {"points": [[x, y], ...], "start": 4, "end": 20, "easing": "ease-in-out"}, ...],   (timed)
 //    "brush": {"strokes": [{"points": [[x, y], ...], "radius": 12, "erase": false}, ...]}}
 //
-// Internally: {arrows: [{start, end, speed}], tracks: [[[x, y], ...]], strokes: [{points, radius, erase}],
-//              width, height (null when unknown), brushMode (passed through), extra: {unknown keys kept as is}}.
+// A timed track sits at its first point until frame `start` (default 0), travels its path until frame `end`
+// (default num_frames - 1) with the easing applied to the path parameter, then stays at its last point.
+//
+// Internally: {arrows: [{start, end, speed}], tracks: [{points, start, end, easing}] (start/end null when not set),
+//              strokes: [{points, radius, erase}], width, height (null when unknown), brushMode (passed through)}.
 //
 // This file is loaded by ComfyUI as an extension module too (every .js under web/ is); it only exports.
 
 export const DECIMALS = 1;
+export const EASINGS = ["linear", "ease-in", "ease-out", "ease-in-out"];
 
 export function round(v) {
   const k = 10 ** DECIMALS;
@@ -26,6 +31,14 @@ export function emptyDrawing(width = null, height = null) {
 
 export function isEmpty(d) {
   return !d.arrows.length && !d.tracks.length && !d.strokes.length;
+}
+
+export function newTrack(points, timing = {}) {
+  return { points, start: timing.start ?? null, end: timing.end ?? null, easing: timing.easing ?? "linear" };
+}
+
+export function hasTiming(t) {
+  return t.start !== null || t.end !== null || t.easing !== "linear";
 }
 
 function fail(msg) {
@@ -59,9 +72,27 @@ function arrow(a, i) {
   return fail(`${label}: expected {"start": [x, y], "end": [x, y], "speed": s}`);
 }
 
+function frameIndex(v, label, key) {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !isFinite(v) || v < 0) fail(`${label}: '${key}' must be a frame index >= 0`);
+  return v;
+}
+
 function track(t, i) {
-  if (!Array.isArray(t) || !t.length) fail(`track ${i}: expected a list of points`);
-  return t.map((p) => point(p, `track ${i}`));
+  const label = `track ${i}`;
+  if (t && typeof t === "object" && !Array.isArray(t)) {
+    const unknown = Object.keys(t).filter((k) => !["points", "start", "end", "easing"].includes(k));
+    if (unknown.length) fail(`${label}: unknown key "${unknown[0]}"`);
+    if (!Array.isArray(t.points) || !t.points.length) fail(`${label}: expected {"points": [[x, y], ...]}`);
+    const easing = t.easing ?? "linear";
+    if (!EASINGS.includes(easing)) fail(`${label}: easing must be one of ${EASINGS.join(", ")}`);
+    const timed = newTrack(t.points.map((p) => point(p, label)), {
+      start: frameIndex(t.start, label, "start"), end: frameIndex(t.end, label, "end"), easing });
+    if (timed.start !== null && timed.end !== null && !(timed.end > timed.start)) fail(`${label}: 'end' must come after 'start'`);
+    return timed;
+  }
+  if (!Array.isArray(t) || !t.length) fail(`${label}: expected a list of points`);
+  return newTrack(t.map((p) => point(p, label)));
 }
 
 function stroke(s, i) {
@@ -72,7 +103,10 @@ function stroke(s, i) {
 
 const KNOWN = new Set(["version", "coordinates", "width", "height", "size", "arrows", "tracks", "brush"]);
 
-/** Parse the widget text. Returns {drawing} or {error: "why it cannot be edited"}; never throws. */
+/**
+ * Parse the widget text as the pack's JSON in pixels. Returns {drawing}, or {error} (never throws) when the text is
+ * something else: another accepted format (see motion_editor_formats.js) or a mistake.
+ */
 export function parseDrawing(text) {
   const src = (text ?? "").trim();
   if (!src) return { drawing: emptyDrawing() };
@@ -80,14 +114,15 @@ export function parseDrawing(text) {
   try {
     obj = JSON.parse(src);
   } catch (e) {
-    return { error: "the text is not JSON (it may be another accepted format); Clear to draw instead" };
+    return { error: "the text is not JSON" };
   }
   try {
     const d = emptyDrawing();
     if (Array.isArray(obj)) {
       // A bare list of arrows ({start, end} objects) or of tracks ([[x, y], ...]).
-      if (obj.length && obj[0] && typeof obj[0] === "object" && !Array.isArray(obj[0])) d.arrows = obj.map(arrow);
-      else d.tracks = obj.map(track);
+      if (obj.length && obj[0] && typeof obj[0] === "object" && !Array.isArray(obj[0]) && "start" in obj[0]) {
+        d.arrows = obj.map(arrow);
+      } else d.tracks = obj.map(track);
       return { drawing: d };
     }
     if (!obj || typeof obj !== "object") fail("expected a JSON object");
@@ -119,12 +154,22 @@ export function parseDrawing(text) {
     }
     return { drawing: d };
   } catch (e) {
-    return { error: `${e.message}; Clear to draw instead` };
+    return { error: e.message };
   }
 }
 
 const num = (v) => JSON.stringify(round(v));
 const pt = (p) => `[${num(p[0])}, ${num(p[1])}]`;
+
+function trackText(t) {
+  const points = `[${t.points.map(pt).join(", ")}]`;
+  if (!hasTiming(t)) return points;
+  let text = `{"points": ${points}`;
+  if (t.start !== null) text += `, "start": ${JSON.stringify(t.start)}`;
+  if (t.end !== null) text += `, "end": ${JSON.stringify(t.end)}`;
+  if (t.easing !== "linear") text += `, "easing": ${JSON.stringify(t.easing)}`;
+  return `${text}}`;
+}
 
 /** Canonical JSON text, one item a line (easy to read and to edit by hand in the text box). */
 export function serializeDrawing(d) {
@@ -135,7 +180,7 @@ export function serializeDrawing(d) {
     return `"${key}": [\n  ${items.join(",\n  ")}]`;
   };
   lines.push(list("arrows", d.arrows.map((a) => `{"start": ${pt(a.start)}, "end": ${pt(a.end)}, "speed": ${JSON.stringify(Number(a.speed))}}`)));
-  lines.push(list("tracks", d.tracks.map((t) => `[${t.map(pt).join(", ")}]`)));
+  lines.push(list("tracks", d.tracks.map(trackText)));
   if (d.strokes.length) {
     const strokes = d.strokes.map((s) => `{"points": [${s.points.map(pt).join(", ")}], "radius": ${num(s.radius)}, "erase": ${!!s.erase}}`);
     const mode = d.brushMode === undefined ? "" : `"mode": ${JSON.stringify(d.brushMode)}, `;
@@ -144,10 +189,14 @@ export function serializeDrawing(d) {
   return lines.join(",\n") + "}";
 }
 
+export function cloneTrack(t) {
+  return { points: t.points.map((p) => [...p]), start: t.start, end: t.end, easing: t.easing };
+}
+
 export function clone(d) {
   return {
     arrows: d.arrows.map((a) => ({ start: [...a.start], end: [...a.end], speed: a.speed })),
-    tracks: d.tracks.map((t) => t.map((p) => [...p])),
+    tracks: d.tracks.map(cloneTrack),
     strokes: d.strokes.map((s) => ({ points: s.points.map((p) => [...p]), radius: s.radius, erase: s.erase })),
     width: d.width,
     height: d.height,
@@ -163,7 +212,7 @@ export function rescale(d, width, height) {
     const sy = (height - 1) / Math.max(d.height - 1, 1);
     const f = (p) => [round(p[0] * sx), round(p[1] * sy)];
     out.arrows.forEach((a) => { a.start = f(a.start); a.end = f(a.end); });
-    out.tracks = out.tracks.map((t) => t.map(f));
+    out.tracks.forEach((t) => { t.points = t.points.map(f); });
     out.strokes.forEach((s) => { s.points = s.points.map(f); s.radius = round(s.radius * Math.max(sx, sy)); });
   }
   out.width = width;
@@ -183,26 +232,35 @@ export function distanceToSegment(p, a, b) {
   return Math.hypot(p[0] - (a[0] + t * dx), p[1] - (a[1] + t * dy));
 }
 
+/** Whether the segment a-b comes within tol of p: a cheap box test first (most segments are far away). */
+function nearSegment(p, a, b, tol) {
+  if (Math.min(a[0], b[0]) - tol > p[0] || Math.max(a[0], b[0]) + tol < p[0]) return false;
+  if (Math.min(a[1], b[1]) - tol > p[1] || Math.max(a[1], b[1]) + tol < p[1]) return false;
+  return distanceToSegment(p, a, b) <= tol;
+}
+
 /**
  * What is under point p (picture pixels) within tol pixels: handles first, then bodies; newest items first.
- * Returns {kind: "arrow"|"track", index, part: "start"|"end"|"body"|<point index>} or null.
+ * Returns {kind: "arrow"|"track", index, part: "start"|"end"|"body"|<point index>} or null. One pass over the
+ * points with a box test each (a drawing of 10,000 points takes well under a millisecond).
  */
 export function hitTest(d, p, tol) {
+  const near = (q) => Math.abs(q[0] - p[0]) <= tol && Math.abs(q[1] - p[1]) <= tol && distance(p, q) <= tol;
   for (let i = d.arrows.length - 1; i >= 0; i--) {
     const a = d.arrows[i];
-    if (distance(p, a.end) <= tol) return { kind: "arrow", index: i, part: "end" };
-    if (distance(p, a.start) <= tol) return { kind: "arrow", index: i, part: "start" };
+    if (near(a.end)) return { kind: "arrow", index: i, part: "end" };
+    if (near(a.start)) return { kind: "arrow", index: i, part: "start" };
   }
   for (let i = d.tracks.length - 1; i >= 0; i--) {
-    const t = d.tracks[i];
-    for (let j = t.length - 1; j >= 0; j--) if (distance(p, t[j]) <= tol) return { kind: "track", index: i, part: j };
+    const t = d.tracks[i].points;
+    for (let j = t.length - 1; j >= 0; j--) if (near(t[j])) return { kind: "track", index: i, part: j };
   }
   for (let i = d.arrows.length - 1; i >= 0; i--) {
-    if (distanceToSegment(p, d.arrows[i].start, d.arrows[i].end) <= tol) return { kind: "arrow", index: i, part: "body" };
+    if (nearSegment(p, d.arrows[i].start, d.arrows[i].end, tol)) return { kind: "arrow", index: i, part: "body" };
   }
   for (let i = d.tracks.length - 1; i >= 0; i--) {
-    const t = d.tracks[i];
-    for (let j = 1; j < t.length; j++) if (distanceToSegment(p, t[j - 1], t[j]) <= tol) return { kind: "track", index: i, part: "body" };
+    const t = d.tracks[i].points;
+    for (let j = 1; j < t.length; j++) if (nearSegment(p, t[j - 1], t[j], tol)) return { kind: "track", index: i, part: "body" };
   }
   return null;
 }
@@ -216,9 +274,9 @@ export function moveHit(d, base, hit, dx, dy, clamp) {
     if (hit.part === "start" || hit.part === "body") a.start = mv(b.start);
     if (hit.part === "end" || hit.part === "body") a.end = mv(b.end);
   } else if (hit.kind === "track") {
-    const b = base.tracks[hit.index];
-    if (hit.part === "body") d.tracks[hit.index] = b.map(mv);
-    else d.tracks[hit.index][hit.part] = mv(b[hit.part]);
+    const b = base.tracks[hit.index].points;
+    if (hit.part === "body") d.tracks[hit.index].points = b.map(mv);
+    else d.tracks[hit.index].points[hit.part] = mv(b[hit.part]);
   }
 }
 
@@ -235,4 +293,87 @@ export function simplify(points, minStep) {
   const last = points[points.length - 1];
   if (distance(last, out[out.length - 1]) > 0) out.push(last);
   return out;
+}
+
+// ------------------------------------------------------------------------------------------------ motion over time
+
+/** The cubic easings of ops/trajectories (CSS-like): u in [0, 1] -> path parameter s in [0, 1]. */
+export function ease(name, u) {
+  const v = Math.min(Math.max(u, 0), 1);
+  if (name === "ease-in") return v ** 3;
+  if (name === "ease-out") return 1 - (1 - v) ** 3;
+  if (name === "ease-in-out") return v < 0.5 ? 4 * v ** 3 : 1 - (2 - 2 * v) ** 3 / 2;
+  return v;
+}
+
+/** [start, end] frames of a track in a clip of numFrames frames (the defaults: 0 and numFrames - 1). */
+export function trackFrames(t, numFrames) {
+  return [t.start ?? 0, t.end ?? numFrames - 1];
+}
+
+/** Path parameter s in [0, 1] of a track at `frame`: 0 until start, eased between start and end, 1 after. */
+export function trackParameter(t, frame, numFrames) {
+  const [start, end] = trackFrames(t, numFrames);
+  if (!(end > start)) return frame >= end ? 1 : 0;
+  return ease(t.easing, (frame - start) / (end - start));
+}
+
+/**
+ * Where a track's region is at `frame`: its polyline at parameter s, point k of L sitting at s = k / (L - 1) (the
+ * backend interpolates these knots with a monotone cubic; a straight line between them is the preview).
+ */
+export function trackPositionAt(t, frame, numFrames) {
+  const pts = t.points;
+  if (pts.length === 1) return [...pts[0]];
+  const u = trackParameter(t, frame, numFrames) * (pts.length - 1);
+  const k = Math.min(Math.floor(u), pts.length - 2);
+  const f = u - k;
+  return [pts[k][0] + f * (pts[k + 1][0] - pts[k][0]), pts[k][1] + f * (pts[k + 1][1] - pts[k][1])];
+}
+
+/** Length of a polyline, pixels. */
+export function pathLength(points) {
+  let n = 0;
+  for (let i = 1; i < points.length; i++) n += distance(points[i - 1], points[i]);
+  return n;
+}
+
+/** An arrow's velocity in pixels per frame: its vector times its speed times `gain` (strength x loop speed). */
+export function arrowVelocity(a, gain = 1) {
+  const k = a.speed * gain;
+  return [(a.end[0] - a.start[0]) * k, (a.end[1] - a.start[1]) * k];
+}
+
+/** Where the pixel under an arrow's start is after `frame` frames of straight-line motion at its velocity. */
+export function arrowPositionAt(a, frame, gain = 1) {
+  const v = arrowVelocity(a, gain);
+  return [a.start[0] + v[0] * frame, a.start[1] + v[1] * frame];
+}
+
+/**
+ * What each item does over a clip, in pixels, for the status line and the warnings.
+ *
+ * Args: drawing; clip {numFrames, gain (strength x loop speed), trackFrames (the node's own num_frames, for
+ * tracks), width, height (the picture)}.
+ * Returns {arrows: [{perFrame, total, tooLarge}], tracks: [{length, total, frames: [s, e], tooLarge}], largest}
+ * where `total` is the displacement over the clip (px) and `tooLarge` marks a motion longer than the picture's
+ * short side, which carries the region out of the picture or smears it over most of it.
+ */
+export function motionSummary(d, clip) {
+  const limit = Math.min(clip.width, clip.height);
+  const arrows = d.arrows.map((a) => {
+    const v = arrowVelocity(a, clip.gain);
+    const perFrame = Math.hypot(v[0], v[1]);
+    const total = perFrame * clip.numFrames;
+    return { perFrame, total, tooLarge: total > limit };
+  });
+  const tracks = d.tracks.map((t) => {
+    const length = pathLength(t.points);
+    const total = length * clip.strength;
+    return { length, total, frames: trackFrames(t, clip.trackFrames), tooLarge: total > limit };
+  });
+  let largest = null;
+  arrows.forEach((m, i) => { if (!largest || m.total > largest.total) largest = { kind: "arrow", index: i, total: m.total }; });
+  tracks.forEach((m, i) => { if (!largest || m.total > largest.total) largest = { kind: "track", index: i, total: m.total }; });
+  return { arrows, tracks, largest, limit };
 }
