@@ -14,7 +14,7 @@ import * as M from "./motion_editor_model.js";
 import * as F from "./motion_editor_formats.js";
 import * as D from "./motion_editor_draw.js";
 import { PictureLoader, inputNode, outputNodes, upstreamPicture, viewUrl, widgetValue } from "./picture_source.js";
-import { changed, deselect, el, fitCanvas, injectStyle, passGraphNavigation, pictureXY } from "./widget_util.js";
+import { changed, deselect, el, fitCanvas, injectStyle, panGraph, passGraphNavigation, pictureXY } from "./widget_util.js";
 
 const NODE_TYPE = "SparseTrajectoryToFlow";
 const VALUE_WIDGET = "trajectories";
@@ -521,10 +521,7 @@ export class MotionEditor {
   }
 
   onPointerDown(e) {
-    if (e.button === 1) {
-      app.canvas?.processMouseDown?.(e);
-      return;
-    }
+    if (panGraph(e, "down")) return;
     if (e.button !== 0) return;
     e.preventDefault();
     e.stopPropagation();
@@ -557,10 +554,7 @@ export class MotionEditor {
   }
 
   onPointerMove(e) {
-    if ((e.buttons & 4) === 4 && !this.drag) {
-      app.canvas?.processMouseMove?.(e);
-      return;
-    }
+    if (panGraph(e, "move", !!this.drag)) return;
     const p = this.clamp(this.toPicture(e));
     this.hover = p;
     const d = this.drag;
@@ -588,10 +582,7 @@ export class MotionEditor {
   }
 
   onPointerUp(e) {
-    if (e.button === 1) {
-      app.canvas?.processMouseUp?.(e);
-      return;
-    }
+    if (panGraph(e, "up")) return;
     const d = this.drag;
     if (!d) return;
     e.stopPropagation();

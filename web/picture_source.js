@@ -2,10 +2,9 @@
 //
 // The picture is known when the node's input comes, through reroutes and other nodes (an IMAGE input is
 // followed upstream: resizes, crops, colour nodes, the spectral sampler...), from a Load Image node (its file,
-// live), or after a run from a node that reported the picture it got (the node's own executed preview). The
+// live); the motion editor also shows, after a run, the picture its node reported (see motion_editor.js). The
 // editors draw in picture pixels, so the size matters: a file seen through a node that may resize it is marked
 // approximate (the node rescales a drawing made at another size, see ops/trajectories).
-import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const MAX_HOPS = 32;
@@ -67,14 +66,10 @@ function loadImageFile(node) {
   return urlFromImageValue(widgetValue(node, "image"));
 }
 
-function reportedPicture(node) {
-  const images = app.nodeOutputs?.[String(node.id)]?.images;
-  return images?.length ? viewUrl(images[0].filename, images[0].type, images[0].subfolder) : null;
-}
-
 /**
- * The picture upstream of input `name`: {url, exact, via: [titles of the nodes passed], from: "file"|"run"} or
- * null. `exact` is false when the file was reached through a node other than a reroute (it may change the size).
+ * The picture upstream of input `name`: {url, exact, via: [titles of the nodes passed], from: "file"} or null.
+ * `exact` is false when the file was reached through a node other than a reroute (it may change the size). What
+ * other nodes showed after a run is not used: ComfyUI keeps it by node id, even across graphs.
  */
 export function upstreamPicture(node, name) {
   const via = [];
@@ -82,8 +77,6 @@ export function upstreamPicture(node, name) {
   for (let hops = 0; up && hops < MAX_HOPS; hops++) {
     const file = loadImageFile(up);
     if (file) return { url: file, exact: !via.length, via, from: "file" };
-    const reported = reportedPicture(up);
-    if (reported) return { url: reported, exact: !via.length, via, from: "run" };
     const image = up.inputs?.find((i) => i.type === "IMAGE" && i.link != null);
     if (!image) return null;
     via.push(up.title ?? up.type);
@@ -92,17 +85,21 @@ export function upstreamPicture(node, name) {
   return null;
 }
 
+/** [a canvas of the picture's size, width, height]. */
+function canvasFor(img) {
+  const c = document.createElement("canvas");
+  c.width = img.naturalWidth;
+  c.height = img.naturalHeight;
+  return [c, c.width, c.height];
+}
+
 /**
  * The picture's colours without its alpha, as ComfyUI's IMAGE sees them (Load Image drops alpha into a MASK).
  * A 2D canvas would lose the colour of fully transparent pixels (premultiplied alpha); WebGL can upload the
  * image unpremultiplied. Returns a canvas, or null when WebGL is unavailable.
  */
 function opaqueCopy(img) {
-  const w = img.naturalWidth;
-  const h = img.naturalHeight;
-  const out = document.createElement("canvas");
-  out.width = w;
-  out.height = h;
+  const [out, w, h] = canvasFor(img);
   const gl = out.getContext("webgl", { premultipliedAlpha: false, alpha: false, preserveDrawingBuffer: true });
   if (!gl) return null;
   const shader = (type, src) => {
@@ -137,11 +134,7 @@ function opaqueCopy(img) {
 
 /** A layer tinting where the picture is transparent (Load Image's MASK: the region that may move), or null. */
 function transparencyTint(img) {
-  const w = img.naturalWidth;
-  const h = img.naturalHeight;
-  const layer = document.createElement("canvas");
-  layer.width = w;
-  layer.height = h;
+  const [layer, w, h] = canvasFor(img);
   const ctx = layer.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(img, 0, 0);
   const alpha = ctx.getImageData(0, 0, w, h).data;

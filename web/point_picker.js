@@ -9,7 +9,7 @@
 // middle button act on the graph.
 import { app } from "../../scripts/app.js";
 import { PictureLoader, upstreamPicture, widgetValue } from "./picture_source.js";
-import { changed, deselect, el, fitCanvas, injectStyle, passGraphNavigation, pictureXY, setWidget } from "./widget_util.js";
+import { changed, deselect, el, fitCanvas, injectStyle, panGraph, passGraphNavigation, pictureXY, setWidget } from "./widget_util.js";
 
 /** Nodes that take a point on the picture: where their picture comes from and which widgets hold the point. */
 export const PICKERS = {
@@ -26,7 +26,7 @@ const STYLE = `
 .imd-picker .imd-stage { position: relative; flex: 1 1 auto; min-height: 60px; overflow: hidden; background: #1b1b1b;
   border-radius: 4px; }
 .imd-picker canvas { position: absolute; touch-action: none; cursor: crosshair; }
-.imd-picker .imd-status { opacity: 0.85; min-height: 28px; }
+.imd-picker .imd-status { opacity: 0.85; min-height: 28px; white-space: normal; }
 `;
 
 const round = (v, step) => Math.round(v / step) * step;
@@ -88,10 +88,7 @@ export class PointPicker {
   }
 
   onPointerDown(e) {
-    if (e.button === 1) {
-      app.canvas?.processMouseDown?.(e);
-      return;
-    }
+    if (panGraph(e, "down")) return;
     if (e.button !== 0) return;
     e.preventDefault();
     e.stopPropagation();
@@ -103,10 +100,7 @@ export class PointPicker {
   }
 
   onPointerMove(e) {
-    if ((e.buttons & 4) === 4 && !this.drag) {
-      app.canvas?.processMouseMove?.(e);
-      return;
-    }
+    if (panGraph(e, "move", !!this.drag)) return;
     const d = this.drag;
     if (!d) return;
     e.stopPropagation();
@@ -117,10 +111,7 @@ export class PointPicker {
   }
 
   onPointerUp(e) {
-    if (e.button === 1) {
-      app.canvas?.processMouseUp?.(e);
-      return;
-    }
+    if (panGraph(e, "up")) return;
     if (!this.drag) return;
     e.stopPropagation();
     this.canvas.releasePointerCapture?.(e.pointerId);
@@ -154,12 +145,20 @@ export class PointPicker {
     ctx.translate(0.5, 0.5);
     const to = [p.x + p.dx, p.y + p.dy];
     ctx.lineCap = "round";
+    const pulled = Math.hypot(p.dx, p.dy) > 0;
+    const ang = Math.atan2(p.dy, p.dx);
     for (const [color, width] of [["rgba(0,0,0,0.6)", 5], ["#ff5577", 2.5]]) {
       ctx.strokeStyle = color;
       ctx.lineWidth = width * k;
       ctx.beginPath();
       ctx.moveTo(p.x, p.y);
       ctx.lineTo(to[0], to[1]);
+      if (pulled) { // the head of the pull
+        for (const side of [-0.45, 0.45]) {
+          ctx.moveTo(to[0], to[1]);
+          ctx.lineTo(to[0] - 10 * k * Math.cos(ang + side), to[1] - 10 * k * Math.sin(ang + side));
+        }
+      }
       ctx.stroke();
       ctx.beginPath();
       ctx.arc(p.x, p.y, 6 * k, 0, 2 * Math.PI);

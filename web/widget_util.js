@@ -66,6 +66,19 @@ export function fitCanvas(canvas, stage, w, h) {
   }
 }
 
+/**
+ * A middle-button press, drag (unless the widget is dragging itself) or release over a widget pans the graph, as
+ * over any other node. `phase`: "down" | "move" | "up". Returns true when the event was handed to the graph.
+ */
+export function panGraph(e, phase, dragging = false) {
+  const canvas = app.canvas;
+  if (phase === "down" && e.button === 1) canvas?.processMouseDown?.(e);
+  else if (phase === "move" && (e.buttons & 4) === 4 && !dragging) canvas?.processMouseMove?.(e);
+  else if (phase === "up" && e.button === 1) canvas?.processMouseUp?.(e);
+  else return false;
+  return true;
+}
+
 /** Wheel and middle-button drags over a DOM widget act on the graph, as over any other node. */
 export function passGraphNavigation(element) {
   element.addEventListener("wheel", (e) => {

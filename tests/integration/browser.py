@@ -87,9 +87,10 @@ def widget(page, node_id: int, name: str):
 
 
 def set_widget(page, node_id: int, name: str, value) -> None:
+    """Set a widget's value as a workflow load or an extension would (a text box's own setter runs its callback)."""
     page.evaluate("""([id, name, value]) => {
         const w = app.graph.getNodeById(id).widgets.find(w => w.name === name);
-        w.value = value; w.callback?.(value); app.graph.setDirtyCanvas(true, true); }""", [node_id, name, value])
+        w.value = value; app.graph.setDirtyCanvas(true, true); }""", [node_id, name, value])
 
 
 def screen(page, x: float, y: float, canvas: str) -> tuple[float, float]:

@@ -92,12 +92,16 @@ def _flow(frames: list[np.ndarray], later: int) -> np.ndarray:
 
 
 def _read_webp(path: pathlib.Path) -> list[np.ndarray]:
+    """Every frame of an animated WebP; the encoder merges repeated frames into one longer frame, so a frame
+    lasting k times the shortest duration is repeated k times."""
     with Image.open(path) as im:
-        frames = []
+        frames, durations = [], []
         for index in range(im.n_frames):
             im.seek(index)
             frames.append(np.asarray(im.convert("RGB")))
-    return frames
+            durations.append(im.info.get("duration", 1) or 1)
+    shortest = min(durations)
+    return [f for f, d in zip(frames, durations) for _ in range(int(round(d / shortest)))]
 
 
 def _load_cinemagraph(comfy, page) -> None:
@@ -417,6 +421,56 @@ def test_motion_is_shown_in_pixels_with_a_warning_when_implausible(page):
     _set_frame(page, 0)
 
 
+TIMED = {"start": 4, "end": 12, "easing": "ease-in", "frames": 16}
+TIMED_TRACK = [(170.0, 380.0), (190.0, 365.0), (210.0, 350.0)]  # the mission patch, up and to the right
+
+
+def test_track_timing_drawn_in_the_editor_reaches_the_rendered_frames(comfy, page):
+    """The region under a track drawn with start 4, end 12 and ease-in sits still until frame 4, is an eighth of
+    the way at frame 8 (ease-in's u^3 at u = 1/2) and arrives at the track's end at frame 12, in the saved file."""
+    from imagedynamics.ops.trajectories import resample_tracks
+
+    load_workflow(page, "drag_region")
+    show_node(page, 2)
+    page.wait_for_function("() => app.graph.getNodeById(2).imdEditor?.picture?.width === 512", timeout=10_000)
+    _clear(page)
+    page.fill(EDITOR + " input[data-control=start]", str(TIMED["start"]))
+    page.fill(EDITOR + " input[data-control=end]", str(TIMED["end"]))
+    page.select_option(EDITOR + " select[data-control=easing]", TIMED["easing"])
+    page.click(EDITOR + " button[data-tool=track]")
+    _drag(page, TIMED_TRACK)
+    text = _value(page)
+    track = json.loads(text)["tracks"][0]
+    assert {k: track[k] for k in ("start", "end", "easing")} == {k: TIMED[k] for k in ("start", "end", "easing")}
+    # The whole picture follows the one track (no brush), so the patch keeps its look; short and unpreviewed.
+    page.evaluate("() => { app.graph.getNodeById(2).disconnectInput(1); app.graph.getNodeById(5).mode = 2;"
+                  " app.graph.getNodeById(6).mode = 2; }")
+    set_widget(page, 2, "num_frames", TIMED["frames"])
+    queued = queue_from_ui(page)
+    assert not queued["response"].get("node_errors"), queued["response"]
+    assert queued["prompt"]["2"]["inputs"]["trajectories"] == text
+    entry = comfy.wait(queued["response"]["prompt_id"], timeout=300)
+    frames = _read_webp(comfy.output_path(entry["outputs"]["4"]["images"][0]))
+    assert len(frames) == TIMED["frames"]
+
+    # Where the backend puts the track at each frame, and what that means for this timing.
+    expected = resample_tracks(parse_trajectories(text, 512, 512), TIMED["frames"]).points[:, 0].numpy()
+    first, last = np.asarray(track["points"][0]), np.asarray(track["points"][-1])
+    assert np.allclose(expected[:TIMED["start"] + 1], first, atol=1e-3)
+    assert np.allclose(expected[TIMED["end"]:], last, atol=1e-3)
+    assert np.linalg.norm(expected[8] - first) == pytest.approx(np.linalg.norm(last - first) / 8, rel=0.15)
+    import cv2
+
+    x0, y0 = (int(v) for v in first)
+    patch = frames[0][y0 - 15:y0 + 16, x0 - 15:x0 + 16]
+    for k in (2, TIMED["start"], 8, TIMED["end"], TIMED["frames"] - 1):
+        score = cv2.matchTemplate(frames[k], patch, cv2.TM_SQDIFF)
+        y, x = np.unravel_index(int(np.argmin(score)), score.shape)
+        found = np.asarray([x + 15, y + 15], dtype=float)
+        print("frame", k, "patch at", found, "track at", expected[k])
+        assert np.linalg.norm(found - expected[k]) <= 2.0, (k, found, expected[k])
+
+
 def test_a_fresh_node_has_room_to_draw(page):
     node_id = page.evaluate("""() => {
         const n = LiteGraph.createNode('SparseTrajectoryToFlow'); app.graph.add(n);
@@ -477,20 +531,20 @@ def test_the_point_picker_sets_interactive_dynamics_point(page):
     picker = '.imd-picker[data-node-id="3"] canvas'
     # The picture comes through the spectrum: Spectral Volume Sampler's image, a Load Image.
     page.wait_for_function("() => app.graph.getNodeById(3).imdPicker?.loader.picture?.width === 512", timeout=10_000)
-    page.mouse.click(*screen(page, 60, 150, picker))
-    assert [widget(page, 3, n) for n in ("x", "y")] == [60, 150]
-    drag(page, [(120, 200), (150, 180)], picker)  # a drag sets the point where it starts and the pull
-    assert [widget(page, 3, n) for n in ("x", "y", "dx", "dy")] == [120, 200, 30, -20]
+    page.mouse.click(*screen(page, 40, 120, picker))
+    assert [widget(page, 3, n) for n in ("x", "y")] == [40, 120]
+    drag(page, [(60, 160), (90, 140)], picker)  # a drag sets the point where it starts and the pull
+    assert [widget(page, 3, n) for n in ("x", "y", "dx", "dy")] == [60, 160, 30, -20]
     assert page.evaluate("() => Object.keys(app.canvas.selected_nodes)") == []
     status = page.inner_text('.imd-picker[data-node-id="3"] .imd-status')
-    assert "point (120, 200) · pull (30, -20) px" in status, status
+    assert "point (60, 160) · pull (30, -20) px" in status, status
     prompt = page.evaluate("async () => JSON.parse(JSON.stringify((await app.graphToPrompt()).output))")
-    assert {k: prompt["3"]["inputs"][k] for k in ("x", "y", "dx", "dy")} == {"x": 120, "y": 200, "dx": 30, "dy": -20}
+    assert {k: prompt["3"]["inputs"][k] for k in ("x", "y", "dx", "dy")} == {"x": 60, "y": 160, "dx": 30, "dy": -20}
+    page.screenshot(path=str(PICKER_SHOT), clip=node_clip(page, 3))
     # Typing a value moves the marker.
     set_widget(page, 3, "x", 300)
     page.wait_for_function("""() => document.querySelector('.imd-picker[data-node-id="3"] .imd-status').textContent
-        .includes('point (300, 200)')""", timeout=5_000)
-    page.screenshot(path=str(PICKER_SHOT), clip=node_clip(page, 3))
+        .includes('point (300, 160)')""", timeout=5_000)
 
 
 def test_workflow_without_the_pack_shows_the_missing_nodes_dialog(page):
