@@ -69,7 +69,8 @@ class SparseFlowControl:
         tracks = Tracks(self.tracks.points * scale.to(self.tracks.points.device), self.tracks.visibility)
         radius = self.radius
         if radius is not None and (height, width) != self.size:
-            radius = max(0, round(radius * max(height / h0, width / w0)))
+            smallest = 1 if self.rasterisation == "demo" else 0          # a demo patch is at least 2 x 2 px
+            radius = max(smallest, round(radius * max(height / h0, width / w0)))
         return rasterise_tracks(tracks, height, width, num_frames, radius, self.parameter, self.rasterisation)
 
 
