@@ -115,6 +115,13 @@ def _load_cinemagraph(comfy, page) -> None:
     page.wait_for_function("() => app.graph.getNodeById(2).imdEditor?.picture?.width === 512", timeout=10_000)
 
 
+def _ensure_cinemagraph(comfy, page) -> None:
+    """The tests run in order on one page; one run alone (-k) loads the graph the earlier ones leave."""
+    if not page.evaluate("() => app.graph.getNodeById(2)?.type === 'SparseTrajectoryToFlow'"
+                         " && app.graph.getNodeById(3)?.type === 'EulerianMotion'"):
+        _load_cinemagraph(comfy, page)
+
+
 def _clear(page) -> None:
     page.click(EDITOR + " button[data-action=clear]")
     assert _doc(page)["arrows"] == [] and _doc(page)["tracks"] == []
@@ -215,7 +222,8 @@ def test_saved_drawing_reloads_exactly(page):
     show_node(page, 2)
 
 
-def test_delete_over_a_selected_item_never_removes_the_node(page):
+def test_delete_over_a_selected_item_never_removes_the_node(comfy, page):
+    _ensure_cinemagraph(comfy, page)
     nodes = _nodes(page)
     _clear(page)
     page.click(EDITOR + " button[data-tool=arrow]")
@@ -242,7 +250,8 @@ def test_delete_over_a_selected_item_never_removes_the_node(page):
     assert not page.evaluate(f"() => document.querySelector('{EDITOR}').contains(document.activeElement)")
 
 
-def test_undo_then_redo_round_trips_by_button_and_by_key(page):
+def test_undo_then_redo_round_trips_by_button_and_by_key(comfy, page):
+    _ensure_cinemagraph(comfy, page)
     nodes = _nodes(page)
     page.evaluate("() => { window.editorBefore = app.graph.getNodeById(2).imdEditor; }")
     _clear(page)
@@ -290,7 +299,8 @@ FORMATS = [  # (text, what the editor calls it)
 
 
 @pytest.mark.parametrize(("text", "name"), FORMATS, ids=[name for _, name in FORMATS])
-def test_other_formats_are_named_and_convert_as_the_node_reads_them(page, text, name):
+def test_other_formats_are_named_and_convert_as_the_node_reads_them(comfy, page, text, name):
+    _ensure_cinemagraph(comfy, page)
     set_widget(page, 2, "trajectories", text)
     line, cls = _motion_line(page)
     assert name in line and "Convert" in line and cls == "imd-motion info", (line, cls)  # not an error
@@ -309,7 +319,8 @@ def test_other_formats_are_named_and_convert_as_the_node_reads_them(page, text, 
     assert _value(page) == text
 
 
-def test_text_the_node_refuses_is_an_error_and_clear_starts_over(page):
+def test_text_the_node_refuses_is_an_error_and_clear_starts_over(comfy, page):
+    _ensure_cinemagraph(comfy, page)
     set_widget(page, 2, "trajectories", '{"arrows": [{"start": [1, 2]}]}')
     line, cls = _motion_line(page)
     assert "cannot be read" in line and cls == "imd-motion error", (line, cls)
@@ -328,7 +339,8 @@ def _pixels(page, box) -> np.ndarray:
     return np.asarray(data, dtype=np.float32).reshape(box[3] - box[1], box[2] - box[0], 4)
 
 
-def test_track_timing_and_the_frame_slider(page):
+def test_track_timing_and_the_frame_slider(comfy, page):
+    _ensure_cinemagraph(comfy, page)
     _clear(page)
     set_widget(page, 2, "mode", "tracks")  # the slider plays what the mode plays: tracks over this node's frames
     # New tracks take the timing boxes' values; the selected track's timing follows the boxes.
@@ -377,7 +389,8 @@ def _half_up(v: float) -> int:
     return int(np.floor(v + 0.5))  # JavaScript's Math.round
 
 
-def test_motion_is_shown_in_pixels_with_a_warning_when_implausible(page):
+def test_motion_is_shown_in_pixels_with_a_warning_when_implausible(comfy, page):
+    _ensure_cinemagraph(comfy, page)
     _clear(page)
     page.fill(EDITOR + " input[data-control=speed]", "0.4")
     page.click(EDITOR + " button[data-tool=arrow]")
@@ -390,8 +403,11 @@ def test_motion_is_shown_in_pixels_with_a_warning_when_implausible(page):
         v = length * speed
         return f"{_half_up(length)} px × speed {speed} = {v:.1f} px/frame, {_half_up(v * frames)} px over {frames} frames"
 
+    set_widget(page, 3, "num_frames", 12)
+    page.wait_for_function(f"""() => document.querySelector('{EDITOR} .imd-motion').textContent
+        .includes('over 12 frames')""", timeout=5_000)
     line, cls = _motion_line(page)
-    # The loop downstream (EulerianMotion, num_frames 12 since the first test) sets the clip's length.
+    # The loop downstream (EulerianMotion) sets the clip's length.
     assert expected(0.4, 12) + " (Eulerian Motion" in line, line
     assert cls == "imd-motion", (line, cls)
     set_widget(page, 3, "num_frames", 48)
