@@ -42,6 +42,7 @@ P + R + VAE on WebVid-10M, ~32 for the renderer fine-tune and ~64 for the denois
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -238,7 +239,8 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 class LatentDataset(torch.utils.data.Dataset):
-    """(I'0 [3, h, w] at the flow size, z [K + 1, C, lh, lw] x latent_scale) from the latent shards."""
+    """(I'0 [3, h, w] at the flow size, z [K + 1, C, lh, lw] x latent_scale, CLIP image embedding [Dv], CLIP text
+    embedding [Dt]) from the latent shards; the embeddings are empty tensors when the model does not use them."""
 
     def __init__(self, latent_dir: pathlib.Path, items: list[tuple[str, int]], latent_scale: float):
         self.latent_dir, self.items, self.scale = latent_dir, items, float(latent_scale)
@@ -253,7 +255,9 @@ class LatentDataset(torch.utils.data.Dataset):
         with safe_open(str(self.latent_dir / name), framework="pt") as f:
             image = f.get_slice("images")[row:row + 1][0]
             z = f.get_slice("latents")[row:row + 1][0]
-        return image.float() / 255.0, z.float() * self.scale
+            extra = [f.get_slice(key)[row:row + 1][0].float() if key in f.keys() else torch.zeros(0)
+                     for key in ("clip_vision", "clip_text")]
+        return image.float() / 255.0, z.float() * self.scale, *extra
 
 
 # ============================================================================================ filtering
@@ -282,9 +286,12 @@ def segment_quality(model: LVMM, segment: torch.Tensor) -> float:
 
 @torch.no_grad()
 def encode_segments(accelerator, model: LVMM, data_dir: pathlib.Path, latent_dir: pathlib.Path,
-                    segments: list[tuple[str, int]], config: LVMMConfig, min_psnr: float
-                    ) -> tuple[list[tuple[str, int]], dict]:
+                    segments: list[tuple[str, int]], config: LVMMConfig, min_psnr: float,
+                    condition_fn=None) -> tuple[list[tuple[str, int]], dict]:
     """Stage 4: encode every segment to z_0..z_K, drop those under ``min_psnr``; shards per video.
+
+    ``condition_fn(video file name, I0 [1, 3, H, W]) -> {"clip_vision": [D], "clip_text": [D]}`` (or None) gives
+    the CLIP embeddings stored with each kept segment.
 
     Returns ([(shard, row)] of kept segments, statistics {"kept", "dropped", "std", "psnr_mean"}).
     """
@@ -300,7 +307,7 @@ def encode_segments(accelerator, model: LVMM, data_dir: pathlib.Path, latent_dir
     model.eval()
     records, dropped, psnrs, sq, count = [], 0, [], 0.0, 0
     for name in tqdm(names, desc="latents", disable=not accelerator.is_local_main_process):
-        images, latents = [], []
+        images, latents, embeds = [], [], {}
         for start in by_video[name]:
             seg = load_segment(data_dir, name, start, config.num_frames + 1).to(device)
             quality = segment_quality(model, seg)
@@ -311,6 +318,8 @@ def encode_segments(accelerator, model: LVMM, data_dir: pathlib.Path, latent_dir
             z = model.encode_trajectory(seg).float().cpu()
             latents.append(z)
             images.append((model.to_flow_size(seg[:1])[0].cpu() * 255).round().clamp(0, 255).to(torch.uint8))
+            for key, value in (condition_fn(name, seg[:1]) if condition_fn is not None else {}).items():
+                embeds.setdefault(key, []).append(value.float().cpu())
         if not latents:
             continue
         stacked = torch.stack(latents)
@@ -318,7 +327,8 @@ def encode_segments(accelerator, model: LVMM, data_dir: pathlib.Path, latent_dir
         count += stacked.numel()
         shard = name.replace("v", "z", 1)
         tmp = latent_dir / (shard + ".partial")
-        save_file({"images": torch.stack(images).contiguous(), "latents": stacked.contiguous()}, str(tmp))
+        save_file({"images": torch.stack(images).contiguous(), "latents": stacked.contiguous(),
+                   **{key: torch.stack(values).contiguous() for key, values in embeds.items()}}, str(tmp))
         os.replace(tmp, latent_dir / shard)
         records.extend((shard, row) for row in range(len(latents)))
     part = {"records": records, "dropped": dropped, "sq": sq, "count": count, "psnr": psnrs}
@@ -420,19 +430,25 @@ class _FinetuneLoss:
 
 
 class _DenoiserLoss:
-    """Eq. 10: eps-MSE on x0 = [z_1 .. z_K] with v = z0 concatenated, condition dropout for CFG."""
+    """Eq. 10: eps-MSE on x0 = [z_1 .. z_K] with v = z0 concatenated, condition dropout for CFG; a caption is
+    replaced by the empty prompt's embedding ``empty_text`` [Dt] with probability ``encoder.text_dropout``."""
 
-    def __init__(self, model: LVMM):
+    def __init__(self, model: LVMM, empty_text: torch.Tensor | None = None):
         self.model = model
         self.scheduler = model.training_scheduler()
         self.dropout = model.config.denoiser.condition_dropout
+        self.empty_text = empty_text
 
     def __call__(self, part, batch):
-        image, z = batch
+        image, z, clip_vision, clip_text = batch
         b = z.shape[0]
         visual = z[:, 0]
         x0 = z[:, 1:].transpose(1, 2)  # [B, C, K, h, w]
-        tokens = part.encoder(image)
+        if clip_text.numel() and self.empty_text is not None:
+            drop = torch.rand(b, device=z.device) < self.model.config.encoder.text_dropout
+            clip_text = torch.where(drop[:, None], self.empty_text.to(clip_text)[None], clip_text)
+        tokens = part.encoder(image, clip_vision if clip_vision.numel() else None,
+                              clip_text if clip_text.numel() else None)
         keep = (torch.rand(b, device=z.device) >= self.dropout).to(tokens.dtype)
         tokens = tokens * keep[:, None, None]
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), device=z.device)
@@ -440,6 +456,92 @@ class _DenoiserLoss:
         noisy = self.scheduler.add_noise(x0, noise, t)
         eps = part.denoiser(noisy, t, visual, tokens)
         return F.mse_loss(eps.float(), noise.float()), {}
+
+
+# ============================================================================================ CLIP condition
+
+
+def read_captions(videos: list[pathlib.Path], captions: str | None) -> list[str]:
+    """One caption per video: from the JSON file ``captions`` ({video file name or stem: text}), else from a
+    ``<video>.txt`` beside the video, else "" (the empty prompt)."""
+    table = {}
+    if captions:
+        try:
+            with open(captions) as f:
+                table = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--captions {captions!r}: expected a JSON object of video name -> text ({exc})") from exc
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise ValueError(f"--captions {captions!r}: expected a JSON object of video name -> text")
+    out = []
+    for video in videos:
+        text = table.get(video.name, table.get(video.stem))
+        if text is None and video.with_suffix(".txt").is_file():
+            text = video.with_suffix(".txt").read_text().strip()
+        out.append(text or "")
+    return out
+
+
+class ClipConditioner:
+    """The user's CLIP encoders for the condition (``models/lvmm/clip.py``), loaded on first use.
+
+    ``embed(video index, I0 [1, 3, H, W])`` -> {"clip_vision": [Dv], "clip_text": [Dt]} (the parts in use); the
+    text is the video's caption.
+    """
+
+    def __init__(self, args, captions: list[str]):
+        from ..models.lvmm.clip import default_tokenizer_folder, describe_clip_text, describe_clip_vision
+
+        self.args, self.captions = args, captions
+        self.vision_info = describe_clip_vision(args.clip_vision) if args.clip_vision else None
+        self.text_info = describe_clip_text(args.text_encoder) if args.text_encoder else None
+        self.tokenizer = args.tokenizer or default_tokenizer_folder()
+        if self.text_info is not None and self.tokenizer is None:
+            raise ValueError("--text-encoder needs the CLIP tokenizer: pass --tokenizer DIR (ComfyUI's "
+                             "comfy/sd1_tokenizer; found automatically when the pack is in ComfyUI/custom_nodes)")
+        self._vision = self._text = None
+        self._texts: dict[str, torch.Tensor] = {}
+
+    def apply(self, config: LVMMConfig) -> None:
+        """Record the encoders in the model config (widths, names, fingerprints) and the token choice."""
+        e = config.encoder
+        e.own_tokens = bool(self.args.own_tokens)
+        if self.args.text_dropout is not None:
+            e.text_dropout = float(self.args.text_dropout)
+        if self.vision_info is not None:
+            e.clip_vision_dim, e.clip_vision_name = self.vision_info.dim, self.vision_info.name
+            e.clip_vision_fingerprint = self.vision_info.fingerprint
+        if self.text_info is not None:
+            e.clip_text_dim, e.clip_text_name = self.text_info.dim, self.text_info.name
+            e.clip_text_fingerprint = self.text_info.fingerprint
+        config.validate()
+
+    def _load(self, device):
+        from ..models.lvmm.clip import ClipTextEmbedder, ClipVisionEmbedder
+
+        if self.vision_info is not None and self._vision is None:
+            self._vision = ClipVisionEmbedder(self.args.clip_vision, self.args.clip_vision_config, device)
+        if self.text_info is not None and self._text is None:
+            self._text = ClipTextEmbedder(self.args.text_encoder, self.tokenizer, self.args.text_encoder_config,
+                                          device)
+
+    def text(self, caption: str, device) -> torch.Tensor:
+        self._load(device)
+        if caption not in self._texts:
+            self._texts[caption] = self._text.embed([caption])[0].cpu()
+        return self._texts[caption]
+
+    def embed(self, video: int | None, image: torch.Tensor, caption: str | None = None) -> dict[str, torch.Tensor]:
+        self._load(image.device)
+        out = {}
+        if self._vision is not None:
+            out["clip_vision"] = self._vision.embed(image)[0].cpu()
+        if self._text is not None:
+            out["clip_text"] = self.text(self.captions[video] if caption is None else caption, image.device)
+        return out
+
+    def release(self) -> None:
+        self._vision = self._text = None
 
 
 # ============================================================================================ validation
@@ -450,8 +552,9 @@ class LVMMValidation:
     frame through P and R, vae and finetune through the motion VAE too, denoiser samples a trajectory for the
     first frame (DDIM, 25 steps, seed 0) and renders it with R."""
 
-    def __init__(self, model: LVMM, frames: torch.Tensor, sampling_steps: int = 25):
-        self.model, self.frames, self.sampling_steps = model, frames, sampling_steps
+    def __init__(self, model: LVMM, frames: torch.Tensor, sampling_steps: int = 25,
+                 condition: dict[str, torch.Tensor] | None = None):
+        self.model, self.frames, self.sampling_steps, self.condition = model, frames, sampling_steps, condition
 
     def for_phase(self, name: str):
         def validate(part: nn.Module) -> torch.Tensor:
@@ -461,7 +564,8 @@ class LVMMValidation:
             frames = self.frames.to(m.device, m.dtype)
             first = frames[:1]
             if name == "denoiser":
-                motion = sample_latent_motion(m, first, steps=self.sampling_steps, seed=0)
+                condition = {k: v[None].to(m.device) for k, v in (self.condition or {}).items()}
+                motion = sample_latent_motion(m, first, steps=self.sampling_steps, seed=0, condition=condition)
                 rendered = render_with_lvmm(m, first, motion)
             else:
                 rendered = reconstruct(m, first.expand(frames.shape[0], -1, -1, -1), frames,
@@ -501,6 +605,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-psnr", type=float, default=None,
                    help="drop segments whose last frame is rebuilt below this PSNR (dB; paper preset 31.14)")
     p.add_argument("--max-seconds", type=float, default=None, help="time budget of the whole run")
+    clip = p.add_argument_group("condition encoder (the paper's ImageBind tokens; default: a CNN trained with the "
+                                "denoiser)")
+    clip.add_argument("--clip-vision", default=None,
+                      help="a CLIP vision file of yours (ComfyUI models/clip_vision): one image token from its "
+                           "embedding of I0; sampling then needs the same CLIP_VISION")
+    clip.add_argument("--clip-vision-config", default=None, help="its JSON config (default: the standard ViT's)")
+    clip.add_argument("--text-encoder", default=None,
+                      help="a CLIP-L text encoder of yours (models/text_encoders/clip_l.safetensors or an SD 1.5 "
+                           "checkpoint): one text token from the videos' captions; sampling takes a prompt")
+    clip.add_argument("--text-encoder-config", default=None, help="its JSON config (default: CLIP-L's)")
+    clip.add_argument("--tokenizer", default=None, help="CLIP tokenizer folder (default: ComfyUI's sd1_tokenizer)")
+    clip.add_argument("--captions", default=None,
+                      help="JSON {video name: caption}; default: <video>.txt beside each video, else no text")
+    clip.add_argument("--own-tokens", action=argparse.BooleanOptionalAction, default=True,
+                      help="keep the self-contained CNN tokens (with CLIP tokens: both)")
+    clip.add_argument("--text-dropout", type=float, default=None,
+                      help="probability of training with the empty prompt instead of the caption (default 0.1)")
     add_run_arguments(p)
     return p
 
@@ -564,6 +685,12 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     videos, validation_video, _ = split_validation(list_videos(args.videos), args, recipe)
     if not videos:
         raise ValueError("no training video is left once the validation video is held out")
+    conditioner = None
+    if args.clip_vision or args.text_encoder:
+        conditioner = ClipConditioner(args, read_captions(videos, args.captions))
+        conditioner.apply(config)
+    elif not args.own_tokens:
+        raise ValueError("--no-own-tokens needs --clip-vision and/or --text-encoder (the condition needs a token)")
 
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
@@ -613,7 +740,11 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
                                 config.num_frames + 1)
         if frames.shape[0] < config.num_frames + 1:
             raise ValueError(f"validation video {validation_video.name}: {frames.shape[0]} frames < K + 1")
-        validation = LVMMValidation(model, frames)
+        condition = None
+        if conditioner is not None:
+            condition = conditioner.embed(None, frames[:1].to(device), read_captions([validation_video],
+                                                                                   args.captions)[0])
+        validation = LVMMValidation(model, frames, condition=condition)
 
     def record(phase: str, step: int, **extra) -> None:
         run.update(phase=phase, step=step, config=config.to_dict(), **extra)
@@ -714,7 +845,12 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         latent_dir = work / "latents"
         items_path = latent_dir / "items.json"
         if "latent_scale" not in run or read_json(items_path) is None:
-            items, stats = encode_segments(accelerator, model, data_dir, latent_dir, segments, config, min_psnr)
+            condition_fn = None
+            if conditioner is not None:
+                def condition_fn(name, image):
+                    return conditioner.embed(int(name[1:6]), image)
+            items, stats = encode_segments(accelerator, model, data_dir, latent_dir, segments, config, min_psnr,
+                                           condition_fn)
             if not items:
                 raise ValueError(f"every segment was dropped by the PSNR filter (--min-psnr {min_psnr:g} dB; mean "
                                  f"{stats['psnr_mean']:.2f} dB): lower --min-psnr or train P/R/VAE longer")
@@ -730,7 +866,12 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         # ---------------------------------------------------------------------------- denoiser (Eq. 10)
         den = _Part(encoder=model.encoder, denoiser=model.denoiser)
         if current == order["denoiser"]:
-            run_phase("denoiser", den, latents, args.denoiser_batch_size, _DenoiserLoss(model), args.lr)
+            empty = None
+            if config.encoder.clip_text_dim:
+                empty = conditioner.text("", device)
+            if conditioner is not None:
+                conditioner.release()
+            run_phase("denoiser", den, latents, args.denoiser_batch_size, _DenoiserLoss(model, empty), args.lr)
             record("done", int(run["ended"]["denoiser"]))
         else:
             state = phase_state_path(work, "denoiser")

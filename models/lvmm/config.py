@@ -61,7 +61,7 @@ from typing import Any
 from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, check_int, check_widths, from_dict, stored_version, to_dict
 from ..schedules import DiffusionConfig
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: the condition encoder's CLIP tokens (version 1 configs load unchanged)
 PRESETS = ("paper", "small", "tiny")
 
 
@@ -129,22 +129,49 @@ class MotionVAEConfig:
 
 @dataclass
 class EncoderConfig:
-    """The image condition encoder (stands in for ImageBind; trained with the denoiser, ships in the checkpoint).
+    """The condition encoder: the tokens y the denoiser attends to (LVMM: ImageBind image and text tokens).
+
+    Token sources (any combination, at least one):
+
+    * ``own_tokens``: a small CNN on I0 trained with the denoiser and shipped in the checkpoint (self-contained:
+      no other file is needed): grid x grid pooled tokens + one global token;
+    * ``clip_vision_dim`` > 0: one token from the CLIP vision embedding of I0 (``image_embeds`` of the user's
+      ComfyUI CLIP_VISION, ``models/lvmm/clip.py``), projected by a trained linear layer;
+    * ``clip_text_dim`` > 0: one token from the CLIP-L text embedding of a prompt (unprojected pooled output of the
+      user's ComfyUI CLIP), projected by a trained linear layer.
+
+    The CLIP encoders themselves are not in the checkpoint: the checkpoint records their file names and
+    fingerprints (``models/lvmm/clip.py``) so that sampling can check it is given the same encoders.
 
     Attributes:
         widths: strided 3x3 convs on I0 at the flow resolution (each halves the size).
         grid: the last feature map is pooled to grid x grid tokens; one global token is added.
         embed_dim: token width = the denoiser's cross-attention dim (paper: ImageBind's 1024).
+        own_tokens: use the CNN's tokens.
+        clip_vision_dim, clip_text_dim: widths of the CLIP embeddings (0 = not used).
+        clip_vision_name, clip_text_name: the encoder files the model was trained with (informative).
+        clip_vision_fingerprint, clip_text_fingerprint: their fingerprints.
+        text_dropout: in training, probability of replacing a caption by the empty prompt (so that an empty
+            prompt at sampling means "no text").
     """
 
     widths: tuple[int, ...] = (64, 128, 256, 256)
     grid: int = 4
     embed_dim: int = 1024
     norm_num_groups: int = 32
+    own_tokens: bool = True
+    clip_vision_dim: int = 0
+    clip_text_dim: int = 0
+    clip_vision_name: str = ""
+    clip_text_name: str = ""
+    clip_vision_fingerprint: float = 0.0
+    clip_text_fingerprint: float = 0.0
+    text_dropout: float = 0.1
 
     @property
     def num_tokens(self) -> int:
-        return self.grid * self.grid + 1
+        own = self.grid * self.grid + 1 if self.own_tokens else 0
+        return own + int(self.clip_vision_dim > 0) + int(self.clip_text_dim > 0)
 
 
 @dataclass
@@ -247,6 +274,12 @@ class LVMMConfig:
         check_int("vae.latent_channels", v.latent_channels, 1, 64)
         check_int("encoder.grid", e.grid, 1, 64)
         check_int("encoder.embed_dim", e.embed_dim, 1, 8192)
+        check_int("encoder.clip_vision_dim", e.clip_vision_dim, 0, 8192)
+        check_int("encoder.clip_text_dim", e.clip_text_dim, 0, 8192)
+        if e.num_tokens < 1:
+            raise ValueError("encoder: at least one token source (own_tokens, clip_vision_dim, clip_text_dim)")
+        if not 0.0 <= e.text_dropout < 1.0:
+            raise ValueError(f"encoder.text_dropout must be in [0, 1), got {e.text_dropout}")
         check_int("denoiser.layers_per_block", d.layers_per_block, 1, MAX_LAYERS)
         check_int("denoiser.num_heads", d.num_heads, 1, 128)
         for name, groups in (("predictor", p.norm_num_groups), ("renderer", r.norm_num_groups),

@@ -7,10 +7,12 @@ the visual component v = z0 repeated over the K frames (Eq. 6; the network still
 of u = z - v) and, by default, one channel holding (k + 1) / K_train for latent frame k (diffusers' temporal
 attention has no positional encoding; the channel tells each frame how far it is from I0).
 
-**Condition encoder.** The paper encodes I0 with ImageBind (1024-d tokens for cross-attention; non-commercial
-licence, not available here). This encoder is a small CNN trained with the denoiser and shipped in the same
-checkpoint: strided conv blocks on I0 at the flow resolution, pooled to grid x grid tokens plus one global
-token, projected to ``embed_dim`` with learned position embeddings. The null condition of classifier-free
+**Condition encoder.** The paper encodes I0 (and a text) with ImageBind (1024-d tokens for cross-attention;
+non-commercial licence, not available here). The self-contained encoder is a small CNN trained with the
+denoiser and shipped in the same checkpoint: strided conv blocks on I0 at the flow resolution, pooled to grid x
+grid tokens plus one global token, projected to ``embed_dim`` with learned position embeddings. Instead or in
+addition, the user's CLIP vision and CLIP-L text embeddings (``clip.py``) each give one token through a trained
+linear layer, as ImageBind's image and text tokens do in the paper. The null condition of classifier-free
 guidance is all-zero tokens (the authors' code), used with probability ``condition_dropout`` in training.
 
 Example:
@@ -32,28 +34,57 @@ from .layers import ConvBlock
 
 
 class ConditionEncoder(nn.Module):
-    """I0 [B, 3, h, w] in [0, 1] -> tokens y [B, grid ** 2 + 1, embed_dim]."""
+    """I0 [B, 3, h, w] in [0, 1] (+ CLIP embeddings) -> tokens y [B, num_tokens, embed_dim] (``EncoderConfig``).
+
+    Token order: the CNN's global token and grid x grid tokens (``own_tokens``), then the CLIP image token, then
+    the CLIP text token; every token gets a learned position embedding, then a LayerNorm.
+    """
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        layers, prev = [], 3
-        for w in config.widths:
-            layers.append(ConvBlock(prev, w, config.norm_num_groups, stride=2))
-            prev = w
-        self.net = nn.Sequential(*layers)
-        self.grid = int(config.grid)
-        self.proj = nn.Linear(prev, config.embed_dim)
-        self.global_proj = nn.Linear(prev, config.embed_dim)
+        self.config = config
+        if config.own_tokens:
+            layers, prev = [], 3
+            for w in config.widths:
+                layers.append(ConvBlock(prev, w, config.norm_num_groups, stride=2))
+                prev = w
+            self.net = nn.Sequential(*layers)
+            self.grid = int(config.grid)
+            self.proj = nn.Linear(prev, config.embed_dim)
+            self.global_proj = nn.Linear(prev, config.embed_dim)
+        if config.clip_vision_dim:
+            self.clip_vision_proj = nn.Linear(config.clip_vision_dim, config.embed_dim)
+        if config.clip_text_dim:
+            self.clip_text_proj = nn.Linear(config.clip_text_dim, config.embed_dim)
         self.position = nn.Parameter(torch.randn(1, config.num_tokens, config.embed_dim) * 0.02)
         self.norm = nn.LayerNorm(config.embed_dim)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, clip_vision: torch.Tensor | None = None,
+                clip_text: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens of a batch: ``image`` [B, 3, h, w] at the flow size (the CNN's input), ``clip_vision`` [B, Dv] and
+        ``clip_text`` [B, Dt] the CLIP embeddings the config asks for (ValueError when one is missing or of
+        another width)."""
+        cfg = self.config
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be [B, 3, h, w], got {tuple(image.shape)}")
-        f = self.net(image * 2 - 1)
-        local = nn.functional.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)  # [B, g*g, C]
-        tokens = torch.cat([self.global_proj(f.mean(dim=(2, 3))).unsqueeze(1), self.proj(local)], dim=1)
-        return self.norm(tokens + self.position)
+        b = image.shape[0]
+        tokens = []
+        if cfg.own_tokens:
+            f = self.net(image * 2 - 1)
+            local = nn.functional.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)  # [B, g*g, C]
+            tokens += [self.global_proj(f.mean(dim=(2, 3))).unsqueeze(1), self.proj(local)]
+        for name, dim, value in (("clip_vision", cfg.clip_vision_dim, clip_vision),
+                                 ("clip_text", cfg.clip_text_dim, clip_text)):
+            if not dim:
+                continue
+            if value is None:
+                raise ValueError(f"this LVMM is conditioned on a {name.replace('_', ' ')} embedding ({dim} wide): "
+                                 f"pass {name}")
+            if value.ndim != 2 or tuple(value.shape) not in ((b, dim), (1, dim)):
+                raise ValueError(f"{name} must be [{b}, {dim}], got {tuple(value.shape)}")
+            layer = getattr(self, f"{name}_proj")
+            tokens.append(layer(value.to(layer.weight.dtype).expand(b, -1)).unsqueeze(1))
+        return self.norm(torch.cat(tokens, dim=1) + self.position)
 
 
 class MotionDenoiser(nn.Module):

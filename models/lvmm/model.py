@@ -120,9 +120,14 @@ class LVMM(nn.Module):
         return torch.cat(out)
 
     # ------------------------------------------------------------------ motion diffusion model
-    def condition(self, image: torch.Tensor) -> torch.Tensor:
-        """y = encoder(I0) [B, N, D] from pictures [B, 3, H, W] of any size."""
-        return self.encoder(self.to_flow_size(image.to(self.device, self.dtype)))
+    def condition(self, image: torch.Tensor, clip_vision: torch.Tensor | None = None,
+                  clip_text: torch.Tensor | None = None) -> torch.Tensor:
+        """y = encoder(I0[, CLIP embeddings]) [B, N, D] from pictures [B, 3, H, W] of any size; ``clip_vision``
+        [B, Dv] and ``clip_text`` [B, Dt] are needed when the config's encoder uses them (``clip.py``)."""
+        def move(x):
+            return None if x is None else x.to(self.device)
+
+        return self.encoder(self.to_flow_size(image.to(self.device, self.dtype)), move(clip_vision), move(clip_text))
 
     def predict_noise(self, sample: torch.Tensor, timestep, visual: torch.Tensor, tokens: torch.Tensor,
                       frame_offset: int = 0) -> torch.Tensor:

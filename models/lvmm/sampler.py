@@ -119,7 +119,8 @@ def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) ->
 def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | None = None, steps: int = 50,
                    cfg: float = 1.0, seed: int = 0, loop_guidance: LoopGuidance | None = None, eta: float = 0.0,
                    long_video=None, progress: Callable[[int, int], None] | None = None,
-                   interrupt: Callable[[], bool | None] | None = None) -> torch.Tensor:
+                   interrupt: Callable[[], bool | None] | None = None,
+                   condition: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Sample a latent trajectory [z0, z_1 .. z_K] for a picture: [K + 1, C, h, w] (float32).
 
     Args:
@@ -135,6 +136,8 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
             trained length (its total_frames is set to K).
         progress: progress(done, total) after every denoiser step.
         interrupt: called before every step; return True (or raise) to stop (:class:`SamplingInterrupted`).
+        condition: the CLIP embeddings the model's condition encoder uses, ``{"clip_vision": [1, Dv],
+            "clip_text": [1, Dt]}`` (``models/lvmm/clip.py``; the LVMM node gets them from ComfyUI's encoders).
     """
     _check_image(image)
     cfg_model = model.config
@@ -152,7 +155,7 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
     device = model.device
     image = image.to(device, model.dtype)
     visual = model.visual_component(image).float()
-    tokens = model.condition(image)
+    tokens = model.condition(image, **(condition or {}))
     eps_fn = make_eps_fn(model, visual.to(model.dtype), tokens, cfg)
     c, (h, w) = cfg_model.latent_channels, cfg_model.latent_size
 
@@ -331,7 +334,8 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
                          loop_guidance: LoopGuidance | None = None, transfer_from=None, slow_factor: float = 1.0,
                          eta: float = 0.0, long_video=None, output_size: tuple[int, int] | None = None,
                          progress: Callable[[int, int], None] | None = None,
-                         interrupt: Callable[[], bool | None] | None = None) -> Motion:
+                         interrupt: Callable[[], bool | None] | None = None,
+                         condition: dict[str, torch.Tensor] | None = None) -> Motion:
     """A motion for a picture from an LVMM: sampled (DDIM + CFG [+ loop guidance]) or transferred from a source.
 
     Args:
@@ -339,7 +343,8 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
         image: [1, 3, H, W] float in [0, 1], any size.
         num_frames: frames of the result before slow motion, frame 0 included (default K + 1 of the model, or
             the source's length with ``transfer_from``; with a source, at most its length: the first frames).
-        steps, cfg, seed, eta, loop_guidance, long_video, progress, interrupt: see :func:`sample_latents`.
+        steps, cfg, seed, eta, loop_guidance, long_video, progress, interrupt, condition: see
+            :func:`sample_latents`.
         motion_strength: s in z_k = v + s (z_k - v) (None = 1).
         transfer_from: frames, latents or an LVMM ``Motion`` of another picture / video (Fig. 4); no sampling.
         slow_factor: >= 1, linear interpolation of the decoded motion in time (frames: (T - 1) slow_factor + 1).
@@ -374,7 +379,8 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
     else:
         k = int(num_frames) - 1 if num_frames is not None else None
         latents = sample_latents(model, image, k, steps=steps, cfg=cfg, seed=seed, loop_guidance=loop_guidance,
-                                 eta=eta, long_video=long_video, progress=progress, interrupt=interrupt)
+                                 eta=eta, long_video=long_video, progress=progress, interrupt=interrupt,
+                                 condition=condition)
     if motion_strength is not None:
         latents = scale_motion_latents(latents, motion_strength)
     return latents_to_motion(model, latents, out_size, slow_factor=slow_factor, loops=loop_guidance is not None,

@@ -54,17 +54,27 @@ class PredictLatentMotion(io.ComfyNode):
                 DynLongSchedule.Input("long_schedule", optional=True,
                                       tooltip="LongVideoSchedule: phased segments of K latent frames for long "
                                       "motions."),
+                io.ClipVision.Input("clip_vision", optional=True,
+                                    tooltip="For an LVMM trained with --clip-vision: the same CLIP vision model "
+                                    "(Load CLIP Vision); its embedding of the picture is the image token."),
+                io.Clip.Input("clip", optional=True,
+                              tooltip="For an LVMM trained with --text-encoder: the same CLIP-L text encoder "
+                              "(e.g. an SD 1.5 checkpoint's CLIP); it encodes the prompt."),
+                io.String.Input("prompt", multiline=True, default="", optional=True,
+                                tooltip="What should move and how, for an LVMM trained with captions (plain "
+                                "text; empty = no text). Needs 'clip'."),
             ],
             outputs=[DynMotion.Output("motion", tooltip="Reference-anchored motion with intention maps.")],
         )
 
     @classmethod
     def execute(cls, model, image, num_frames, steps, cfg, seed, motion_strength, slow_motion, guidance=None,
-                transfer_from=None, long_schedule=None) -> io.NodeOutput:
+                transfer_from=None, long_schedule=None, clip_vision=None, clip=None, prompt="") -> io.NodeOutput:
         import dataclasses
 
         from ...models.lvmm import SamplingInterrupted, sample_latent_motion
         from .load_model import MotionModel
+        from .lvmm_condition import clip_condition
 
         if not isinstance(model, MotionModel):
             raise NodeInputError(NODE, "model", "a DYN_MODEL from LoadMotionModel", type(model).__name__)
@@ -77,6 +87,10 @@ class PredictLatentMotion(io.ComfyNode):
             raise NodeInputError(NODE, "guidance", "loop guidance without transfer_from or long_schedule",
                                  "both connected")
         schedule = None if long_schedule is None else dataclasses.replace(long_schedule, seed=seed)
+        condition = None
+        if frames is None:  # transfer takes the motion from the clip: no condition
+            condition = clip_condition(NODE, model.model.config.encoder, picture.permute(0, 2, 3, 1), clip_vision,
+                                       clip, prompt)
         device = model.load()
         progress = Progress(steps)
         try:
@@ -85,7 +99,8 @@ class PredictLatentMotion(io.ComfyNode):
                     model.model, picture.clone().to(device), num_frames=num_frames or None, steps=steps, cfg=cfg,
                     seed=seed, motion_strength=motion_strength, loop_guidance=guidance,
                     transfer_from=None if frames is None else frames.clone().to(device), slow_factor=slow_motion,
-                    long_video=schedule, progress=progress, interrupt=_interrupted)
+                    long_video=schedule, progress=progress, interrupt=_interrupted,
+                    condition={k: v.to(device) for k, v in (condition or {}).items()})
         except SamplingInterrupted:
             Progress.check_interrupt()
             raise

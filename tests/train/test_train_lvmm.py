@@ -117,3 +117,39 @@ def test_time_budget_ends_the_phases(tmp_path):
     assert {r["phase"] for r in rows} == {"pr", "vae", "denoiser"}
     assert max(int(r["step"]) for r in rows) < 1000
     assert build_from_file(out)[0] == "lvmm"
+
+
+def test_clip_conditioned_training_records_the_encoders_and_uses_the_prompt(tmp_path, videos):
+    from tiny_clip import TOKENIZER, make_tiny_clip
+
+    from imagedynamics.models.lvmm import sample_latent_motion
+    from imagedynamics.models.lvmm.clip import ClipTextEmbedder, ClipVisionEmbedder, describe_clip_text
+
+    files = make_tiny_clip(tmp_path / "clip")
+    (tmp_path / "captions.json").write_text(json.dumps({"bikes": "bikes riding past a tree"}))
+    out = tmp_path / "clip_lvmm.safetensors"
+    assert main(["--videos", str(videos), "--out", str(out), "--preset", "tiny", "--steps", "4,2,0,6",
+                 "--max-frames-per-video", "16", "--start-every", "2", "--batch-size", "4", "--denoiser-batch-size",
+                 "4", "--min-psnr", "0", "--log-every", "1000", "--clip-vision", str(files["vision"]),
+                 "--clip-vision-config", str(files["vision_config"]), "--text-encoder", str(files["text"]),
+                 "--text-encoder-config", str(files["text_config"]), "--tokenizer", str(TOKENIZER),
+                 "--captions", str(tmp_path / "captions.json"), "--no-own-tokens"]) == 0
+    family, meta, model = build_from_file(out)
+    e = model.config.encoder
+    assert (e.own_tokens, e.clip_vision_dim, e.clip_text_dim) == (False, 24, 32)
+    assert e.clip_text_name == "sd15_text_tiny.safetensors"
+    assert e.clip_text_fingerprint == pytest.approx(describe_clip_text(files["text"]).fingerprint)
+    shard = next((out.with_name(out.name + ".work") / "latents").glob("z*.safetensors"))
+    from safetensors.torch import load_file
+
+    stored = load_file(str(shard))
+    text = ClipTextEmbedder(files["text"], TOKENIZER, files["text_config"])
+    assert torch.allclose(stored["clip_text"][0], text.embed(["bikes riding past a tree"])[0], atol=1e-5)
+    image = picture("astronaut", long_side=64)
+    vision = ClipVisionEmbedder(files["vision"], files["vision_config"]).embed(image)
+    motions = [sample_latent_motion(model, image, steps=4, condition={"clip_vision": vision,
+                                                                       "clip_text": text.embed([p])}).displacement
+               for p in ("bikes riding past a tree", "bikes riding past a tree", "water")]
+    assert torch.equal(motions[0], motions[1]) and not torch.allclose(motions[0], motions[2])
+    with pytest.raises(ValueError, match="pass clip_vision"):
+        sample_latent_motion(model, image, steps=2)
