@@ -41,4 +41,19 @@ def lvmm_long() -> list[Node]:
     ])
 
 
-WORKFLOWS = {"lvmm_animate": lvmm_animate, "lvmm_motion_transfer": lvmm_motion_transfer, "lvmm_long": lvmm_long}
+# An LVMM trained with a CLIP-L text token (train.py lvmm --text-encoder ... --captions ...); the tests make a tiny
+# one whose text token is untrained, and the CLIP is the tiny SD 1.5 checkpoint's.
+LVMM_TEXT_MODEL = "lvmm_text_tiny.safetensors"
+SD15_CHECKPOINT = "tiny_sd15.safetensors"
+
+
+def lvmm_text() -> list[Node]:
+    """LVMM steered by a prompt: the CLIP of a checkpoint encodes it into the model's text token."""
+    nodes = _base("lvmm_text", {"num_frames": 0, "slow_motion": 2.0, "prompt": "the flag waves in the wind"},
+                  {"clip": (6, 1)}, [Node(6, "CheckpointLoaderSimple", {"ckpt_name": SD15_CHECKPOINT})])
+    nodes[1] = Node(2, "LoadMotionModel", {"model_name": LVMM_TEXT_MODEL})
+    return nodes
+
+
+WORKFLOWS = {"lvmm_animate": lvmm_animate, "lvmm_motion_transfer": lvmm_motion_transfer, "lvmm_long": lvmm_long,
+             "lvmm_text": lvmm_text}

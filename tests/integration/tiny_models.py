@@ -24,9 +24,10 @@ from tiny_sd15 import TINY_SD15, make_tiny_sd15  # noqa: E402
 MAKERS.update(MOTION_I2V_MAKERS)  # Motion-I2V stage 1, ControlNet, flow VAE, stage 2 (each also writes tiny_sd15)
 MAKERS[TINY_SD15] = make_tiny_sd15  # an SD 1.5 MODEL/CLIP/VAE for CheckpointLoaderSimple (models/checkpoints)
 
-from tiny_lvmm import make_lvmm_tiny  # noqa: E402
+from tiny_lvmm import make_lvmm_text_tiny, make_lvmm_tiny  # noqa: E402
 
 MAKERS["lvmm_tiny.safetensors"] = make_lvmm_tiny  # the LVMM example workflows' model
+MAKERS["lvmm_text_tiny.safetensors"] = make_lvmm_text_tiny  # the same with a (random) CLIP-L text token
 
 from tiny_renderer import make_renderer_tiny  # noqa: E402
 
