@@ -202,6 +202,7 @@ export class MotionEditor {
     this.resizeObserver.observe(this.stage);
     this.bindPointer();
     this.element.addEventListener("keydown", (e) => this.onKey(e));
+    this.element.addEventListener("keyup", (e) => this.forwardKey(e));
     // The keyboard stays with the editor until a click elsewhere (not when the pointer merely leaves it).
     this.onDocumentPointerDown = (e) => {
       if (!this.element.contains(e.target) && document.activeElement === this.keys) this.keys.blur();
@@ -646,10 +647,25 @@ export class MotionEditor {
       e.stopPropagation();
       return;
     }
-    if (!reservedByTextInput(e)) return; // Ctrl+S, Ctrl+Enter... reach ComfyUI as they are
+    this.forwardKey(e);
+  }
+
+  /** Whether a key event is one of the editor's own (those are consumed on keydown). */
+  isOwnKey(e) {
+    const ctrl = e.ctrlKey || e.metaKey;
+    if ((e.key === "Delete" || e.key === "Backspace") && !ctrl && !e.altKey) return true;
+    return e.key === "Escape" || (ctrl && !e.altKey && (e.code === "KeyZ" || e.code === "KeyY"));
+  }
+
+  /**
+   * Hand a key that is not the editor's to ComfyUI as if nothing had focus (it skips keys aimed at a focused text
+   * input); keyups too, so a held key (Space pans the graph) is released. Ctrl+S, Ctrl+Enter... reach it as they are.
+   */
+  forwardKey(e) {
+    if (e.target !== this.keys || !reservedByTextInput(e) || (e.type === "keyup" && this.isOwnKey(e))) return;
     e.stopPropagation();
     this.keys.blur();
-    document.body.dispatchEvent(new KeyboardEvent("keydown", {
+    document.body.dispatchEvent(new KeyboardEvent(e.type, {
       key: e.key, code: e.code, ctrlKey: e.ctrlKey, shiftKey: e.shiftKey, altKey: e.altKey, metaKey: e.metaKey,
       repeat: e.repeat, bubbles: true, cancelable: true,
     }));
