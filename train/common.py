@@ -228,33 +228,33 @@ class _SeededItems(torch.utils.data.Dataset):
 
 
 class _GlobalBatches(torch.utils.data.Sampler):
-    """This process's share of the run's global batches, from micro-batch ``start`` on, forever.
+    """This process's share of the run's stream of samples, from micro-batch ``start`` on, forever.
 
-    Epoch e is a permutation of the dataset drawn from (seed, e); global batch m of an epoch is its m-th slice
-    of batch x world items, and process r takes the r-th part; an item's augmentation is seeded by its position
-    in the run's stream of samples. So one process with batch 8 sees exactly the items and augmentations that
-    two processes with batch 4 see together, or one process with batch 4 in two micro-batches.
+    The stream is the concatenation of permutations of the dataset, epoch e's drawn from (seed, e). Global
+    micro-batch m is the stream's m-th slice of batch x world samples, and process r takes the r-th part; an
+    item's augmentation is seeded by its position in the stream. So the samples of an optimisation step depend on
+    the step alone, however they are split: one process with batch 8 sees exactly the items and augmentations
+    that two processes with batch 4 see together, or one process with batch 4 in two micro-batches.
     """
 
     def __init__(self, size: int, batch: int, seed: int, start: int, rank: int, world: int):
         self.size, self.batch, self.seed, self.start, self.rank, self.world = size, batch, seed, start, rank, world
-        self.per_epoch = size // (batch * world)
 
     def permutation(self, epoch: int) -> torch.Tensor:
         return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
 
     def __iter__(self):
         g = self.batch * self.world
-        micro, cached = self.start, (None, None)
+        micro, cached = self.start, {}
         while True:
-            epoch, j = divmod(micro, self.per_epoch)
-            if cached[0] != epoch:
-                cached = (epoch, self.permutation(epoch))
-            first = j * g + self.rank * self.batch
-            ids = cached[1][first:first + self.batch].tolist()
-            # an item's seed is its position in the run's stream of samples, whatever the batching
-            yield [(i, (self.seed * 2_654_435_761 + micro * g + self.rank * self.batch + k) % (2 ** 62))
-                   for k, i in enumerate(ids)]
+            items = []
+            for k in range(self.batch):
+                position = micro * g + self.rank * self.batch + k
+                epoch, index = divmod(position, self.size)
+                if epoch not in cached:
+                    cached = {epoch: self.permutation(epoch), **{e: p for e, p in cached.items() if e == epoch - 1}}
+                items.append((int(cached[epoch][index]), (self.seed * 2_654_435_761 + position) % (2 ** 62)))
+            yield items
             micro += 1
 
 
