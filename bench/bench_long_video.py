@@ -3,7 +3,7 @@
 Run:  .venv/bin/python bench/bench_long_video.py            (about a minute on a 2-core CPU)
 
 1. Time and denoiser calls, K = 5 segments, gamma = 0.8, omega = 0.2, image noise prior, 25 DDIM steps, a
-   3D-convolutional denoiser with a timestep embedding (``toy.TinyVideoDenoiser``, width 32, 2 blocks,
+   3D-convolutional denoiser with a timestep embedding (``tests/video_denoisers.TinyVideoDenoiser``, width 32, 2 blocks,
    untrained: the cost is what matters), latents [1, 4, 16, 32, 32]. Phased and independent runs are
    interleaved in alternating order; the best of ``--repeats`` is kept for each (wall clock and process CPU
    time), and the median CPU time of one denoiser call in each sampler is printed (when it differs, other jobs
@@ -18,7 +18,7 @@ Run:  .venv/bin/python bench/bench_long_video.py            (about a minute on a
 
 Torch runs on one thread: on a shared 2-core machine two OpenMP threads spin against the other jobs and made
 the same denoiser call up to 7x slower and erratic; both samplers use the same setting.
-3. Seams and diversity with the exact denoiser of a Gaussian video prior (``toy.GaussianVideoDenoiser``):
+3. Seams and diversity with the exact denoiser of a Gaussian video prior (``tests/video_denoisers.GaussianVideoDenoiser``):
    seam ratio (mean change at seams / inside segments) without and with a 4-frame cross-fade, for phased
    and independent sampling, the mean absolute difference between segments, and the standard deviation of
    the animated texture (latent minus the still picture) in segment 0 and in the later segments, next to that
@@ -57,7 +57,9 @@ from imagedynamics.models.long_video import (  # noqa: E402
     phased_sample,
     seam_statistics,
 )
-from imagedynamics.models.long_video.toy import GaussianVideoDenoiser, TinyVideoDenoiser  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+from video_denoisers import GaussianVideoDenoiser, TinyVideoDenoiser  # noqa: E402
 
 
 class Counting:

@@ -13,6 +13,57 @@ import torch
 
 
 @dataclass
+class LoopBlend:
+    """A second motion whose render is cross-faded with the first one's (Holynski et al.'s two-way Eulerian loop).
+
+    Attributes:
+        displacement: [T, 2, H, W] float, pixels, reference-anchored like ``Motion.displacement`` (the Eulerian
+            loop: the field integrated backward from the loop's end).
+        weight: [T] float in [0, 1]: frame t = (1 - weight[t]) render(Motion.displacement[t])
+            + weight[t] render(displacement[t]).
+    """
+
+    displacement: torch.Tensor
+    weight: torch.Tensor
+
+    def __post_init__(self) -> None:
+        d, w = self.displacement, self.weight
+        if d.ndim != 4 or d.shape[1] != 2:
+            raise ValueError(f"LoopBlend.displacement must be [T, 2, H, W], got {tuple(d.shape)}")
+        if w.ndim != 1 or w.shape[0] != d.shape[0]:
+            raise ValueError(f"LoopBlend.weight must be [T] = [{d.shape[0]}], got {tuple(w.shape)}")
+
+
+@dataclass
+class LatentTrajectory:
+    """The latent-space trajectory a model sampled a motion from (LVMM), for its own renderer and motion transfer.
+
+    Attributes:
+        latents: [T0, C, h, w] the model's latent trajectory (frame 0 = the picture's own code).
+        backward_flow: [T, 2, h', w'] float, pixels at h' x w': frame t's pixel q shows I0 at q + b(q) (what the
+            model's renderer takes; exact, unlike an inversion of the forward displacement).
+        fingerprint: (sum, sum |d|, sum d^2) of the displacement decoded with these flows: the flows describe a
+            ``Motion`` only while its displacement still has it (:meth:`describes`).
+    """
+
+    latents: torch.Tensor
+    backward_flow: torch.Tensor
+    fingerprint: tuple[float, float, float]
+
+    @staticmethod
+    def fingerprint_of(displacement: torch.Tensor) -> tuple[float, float, float]:
+        d = displacement.detach().double()
+        return float(d.sum()), float(d.abs().sum()), float((d * d).sum())
+
+    def describes(self, displacement: torch.Tensor) -> bool:
+        """True when ``displacement`` is (up to float rounding) the one these flows were decoded with."""
+        if self.backward_flow.shape[0] != displacement.shape[0]:
+            return False
+        return torch.allclose(torch.tensor(self.fingerprint_of(displacement)), torch.tensor(self.fingerprint),
+                              rtol=1e-5, atol=1e-3)
+
+
+@dataclass
 class Motion:
     """Reference-anchored motion of every pixel of a source picture (``DYN_MOTION``).
 
@@ -23,6 +74,10 @@ class Motion:
         intention: optional [T, 1, H, W] in [0, 1], LVMM's intention / occlusion map (1 = warp, 0 = synthesise).
         metric: optional [1, 1, H, W] splat metric (larger = in front); renderers compute one when absent.
         loops: True when frame T would equal frame 0 (a seamless loop).
+        blend: optional second motion cross-faded with this one by the renderers (:class:`LoopBlend`).
+        brush: optional [1, 1, H, W] in [0, 1], the motion brush it was made with (1 = may move, 0 = still).
+        latent: optional :class:`LatentTrajectory` the motion was decoded from (LVMM).
+        extras: notes for people (source, settings); no code depends on them.
     """
 
     displacement: torch.Tensor
@@ -30,12 +85,22 @@ class Motion:
     intention: torch.Tensor | None = None
     metric: torch.Tensor | None = None
     loops: bool = False
+    blend: LoopBlend | None = None
+    brush: torch.Tensor | None = None
+    latent: LatentTrajectory | None = None
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         d = self.displacement
         if d.ndim != 4 or d.shape[1] != 2:
             raise ValueError(f"Motion.displacement must be [T, 2, H, W], got {tuple(d.shape)}")
+        if self.blend is not None and self.blend.displacement.shape != d.shape:
+            raise ValueError(f"Motion.blend.displacement must be {tuple(d.shape)} like the displacement, got "
+                             f"{tuple(self.blend.displacement.shape)}")
+        if self.brush is not None and (self.brush.ndim != 4 or self.brush.shape[:2] != (1, 1)
+                                       or tuple(self.brush.shape[-2:]) != tuple(d.shape[-2:])):
+            raise ValueError(f"Motion.brush must be [1, 1, {d.shape[-2]}, {d.shape[-1]}], got "
+                             f"{tuple(self.brush.shape)}")
 
     @property
     def num_frames(self) -> int:

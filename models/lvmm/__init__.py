@@ -6,8 +6,8 @@ Public API::
     LVMM(config) / build_lvmm(config)                                    all five networks (``model.py``)
     save(path, model) / load(path, device, dtype) / from_checkpoint      the "lvmm" checkpoint family
     sample_latent_motion(model, image, num_frames, steps, cfg, seed, motion_strength, loop_guidance,
-                         transfer_from, slow_factor, eta, long_video, output_size, progress, interrupt) -> Motion
-    render_with_lvmm(model, image, motion, chunk_size, on_frames, progress, interrupt) -> frames [T, 3, H, W]
+                         transfer_from, slow_factor, eta, long_video, output_size, progress) -> Motion
+    render_with_lvmm(model, image, motion, chunk_size, on_chunk, progress) -> frames [T, 3, H, W]
     sample_latents / source_latents / transfer_latents / latents_to_motion / make_eps_fn   the pieces
 
 Training: ``python -m <package>.train.lvmm --videos DIR --out lvmm.safetensors`` (``train/lvmm.py``);
@@ -30,7 +30,6 @@ from .model import LVMM, build_lvmm, resize_image
 from .predictor import MotionFlowPredictor, region_equivariance_loss
 from .renderer import NeuralRenderer
 from .sampler import (
-    SamplingInterrupted,
     backward_to_displacement,
     decode_trajectory,
     displacement_to_backward,
@@ -51,7 +50,7 @@ __all__ = [
     "FAMILY", "from_checkpoint", "load", "save", "PRESETS", "DenoiserConfig", "DiffusionConfig",
     "EncoderConfig", "LVMMConfig", "MotionVAEConfig", "PredictorConfig", "RendererConfig", "conventions",
     "ConditionEncoder", "MotionDenoiser", "LVMM", "build_lvmm", "resize_image", "MotionFlowPredictor",
-    "region_equivariance_loss", "NeuralRenderer", "SamplingInterrupted", "backward_to_displacement",
+    "region_equivariance_loss", "NeuralRenderer", "backward_to_displacement",
     "decode_trajectory", "displacement_to_backward", "interpolate_time", "latents_to_motion",
     "lvmm_endpoint_decoder", "make_eps_fn", "render_with_lvmm", "sample_latent_motion", "sample_latents",
     "scale_motion_latents", "source_latents", "transfer_latents", "build_motion_vae", "motion_vae_loss",

@@ -46,7 +46,7 @@ Conventions (``conventions(config)`` stores them in every checkpoint):
 * The sampler returns the pack's ``Motion``: a reference-anchored **forward** displacement (where pixel p of I0
   is at frame t), obtained from the backward flow by splatting inversion (``ops.warp.invert_flow``), resized
   to the picture with vectors scaled per axis; the backward flows stay in
-  ``Motion.extras["lvmm_backward_flow"]`` so that rendering with R is exact.
+  ``Motion.latent.backward_flow`` so that rendering with R is exact.
 * Frame 0 of a trajectory is z0 = E(P(I0, I0)) (the visual component v); frames 1..K are the K latent frames
   the denoiser produces (each rendered from I0, never chained).
 * The VAE sees p normalised as [delta / flow_scale, 2 omega - 1]; latents are multiplied by latent_scale

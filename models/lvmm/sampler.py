@@ -14,7 +14,7 @@ lands, holes filled) and resized to the picture with vectors scaled per axis.
   of the last frame towards frame 0 (z0) through ``decode_to_endpoints``, which decodes only frames
   0, 1, L - 2 and L - 1 of the x0-estimate.
 * **Motion transfer** (Fig. 4): ``transfer_from`` = frames of another clip ([T, 3, H, W], frame 0 its I0), a
-  latent trajectory ([T, C, h, w], e.g. ``Motion.extras["lvmm_latents"]`` of another picture's sample), or
+  latent trajectory ([T, C, h, w], e.g. ``Motion.latent.latents`` of another picture's sample), or
   such a ``Motion``. Its motion component u'_k = z'_k - z'_0 drives this picture: z_k = v + u'_k. No
   denoising is involved.
 * **Slow motion** (supplement Sec. 3): decoded displacements, backward flows and intention maps are linearly
@@ -45,24 +45,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ...ops.containers import Motion
+from ...ops.containers import LatentTrajectory, Motion
+from ...ops.progress import ProgressFn, report
 from ...ops.warp import invert_flow, resize_flow
 from ..guidance import LoopGuidance
 from .model import LVMM
-
-BACKWARD_KEY = "lvmm_backward_flow"
-LATENTS_KEY = "lvmm_latents"
-CHECK_KEY = "lvmm_displacement_check"
-
-
-class SamplingInterrupted(RuntimeError):
-    """Raised when the ``interrupt`` callback asks to stop."""
-
-
-def _check_interrupt(interrupt) -> None:
-    if interrupt is not None and interrupt():
-        raise SamplingInterrupted("LVMM sampling interrupted")
-
 
 # ================================================================================================ denoising
 
@@ -118,8 +105,7 @@ def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) ->
 @torch.no_grad()
 def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | None = None, steps: int = 50,
                    cfg: float = 1.0, seed: int = 0, loop_guidance: LoopGuidance | None = None, eta: float = 0.0,
-                   long_video=None, progress: Callable[[int, int], None] | None = None,
-                   interrupt: Callable[[], bool | None] | None = None,
+                   long_video=None, progress: ProgressFn | None = None,
                    condition: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Sample a latent trajectory [z0, z_1 .. z_K] for a picture: [K + 1, C, h, w] (float32).
 
@@ -134,8 +120,8 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
         eta: DDIM eta (0 = deterministic).
         long_video: optional ``models.long_video.RescheduleConfig``: phased inference over segments of the
             trained length (its total_frames is set to K).
-        progress: progress(done, total) after every denoiser step.
-        interrupt: called before every step; return True (or raise) to stop (:class:`SamplingInterrupted`).
+        progress: ``progress(done, total)`` before the first and after every denoiser step (``ops/progress.py``);
+            what it raises stops sampling at once, with nothing returned.
         condition: the CLIP embeddings the model's condition encoder uses, ``{"clip_vision": [1, Dv],
             "clip_text": [1, Dt]}`` (``models/lvmm/clip.py``; the LVMM node gets them from ComfyUI's encoders).
     """
@@ -164,19 +150,14 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
 
         segment = min(k, cfg_model.num_frames)
         config = dataclasses.replace(long_video, total_frames=k, num_segments=None, segment_length=None)
-        try:
-            latents = phased_sample(lambda x, t, cond: eps_fn(x, t), model.sampling_scheduler(),
-                                    (1, c, segment, h, w), steps, config=config, image_latent=visual.unsqueeze(2),
-                                    frame_dim=2, step_kwargs={"eta": eta}, device=device, progress=progress,
-                                    interrupt=(lambda: bool(interrupt())) if interrupt is not None else None)
-        except InterruptedError as exc:
-            raise SamplingInterrupted("LVMM sampling interrupted") from exc
+        latents = phased_sample(lambda x, t, cond: eps_fn(x, t), model.sampling_scheduler(steps),
+                                (1, c, segment, h, w), steps, config=config, image_latent=visual.unsqueeze(2),
+                                frame_dim=2, step_kwargs={"eta": eta}, device=device, progress=progress)
         return torch.cat([visual, latents[0].transpose(0, 1)]).float()
 
     from diffusers.utils.torch_utils import randn_tensor
 
-    scheduler = model.sampling_scheduler()
-    scheduler.set_timesteps(steps, device=device)
+    scheduler = model.sampling_scheduler(steps)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     latents = randn_tensor((1, c, k, h, w), generator=generator, device=device, dtype=torch.float32)
     latents = latents * scheduler.init_noise_sigma
@@ -188,15 +169,14 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
             raise ValueError(f"LoopGuidance.num_frames = {length} is longer than the trajectory ({k + 1} frames)")
         decoder = lvmm_endpoint_decoder(model, first_flow[0], length)
     total = len(scheduler.timesteps)
+    report(progress, 0, total)
     for i, t in enumerate(scheduler.timesteps):
-        _check_interrupt(interrupt)
         if loop_guidance is None:
             eps = eps_fn(latents, t)
             latents = scheduler.step(eps, t, latents, eta=eta, generator=generator).prev_sample
         else:
             latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator, eta=eta)
-        if progress is not None:
-            progress(i + 1, total)
+        report(progress, i + 1, total)
     return torch.cat([visual, latents[0].transpose(0, 1)]).float()
 
 
@@ -207,13 +187,13 @@ def source_latents(model: LVMM, source) -> torch.Tensor:
     """A motion source as a latent trajectory [T, C, h, w] (frame 0 = the source's own z0).
 
     ``source`` is a clip [T, 3, H, W] in [0, 1] (encoded by P and E, frame 0 as I0), a latent trajectory
-    [T, C, h, w] at the model's latent size, or a ``Motion`` from an LVMM sampler (its ``extras["lvmm_latents"]``).
+    [T, C, h, w] at the model's latent size, or a ``Motion`` from an LVMM sampler (its ``latent.latents``).
     """
     if isinstance(source, Motion):
-        if LATENTS_KEY not in source.extras:
-            raise ValueError("transfer_from: this Motion carries no LVMM latents (extras['lvmm_latents']); "
+        if source.latent is None:
+            raise ValueError("transfer_from: this Motion carries no LVMM latents (Motion.latent); "
                              "pass the source video's frames instead")
-        source = source.extras[LATENTS_KEY]
+        source = source.latent.latents
     if not isinstance(source, torch.Tensor) or source.ndim != 4:
         raise ValueError("transfer_from must be frames [T, 3, H, W], latents [T, C, h, w] or an LVMM Motion, got "
                          f"{tuple(source.shape) if isinstance(source, torch.Tensor) else type(source).__name__}")
@@ -276,11 +256,6 @@ def interpolate_time(frames: torch.Tensor, factor: float) -> torch.Tensor:
     return frames[lo] * (1 - frac) + frames[lo + 1] * frac
 
 
-def _fingerprint(displacement: torch.Tensor) -> list[float]:
-    d = displacement.detach().double()
-    return [float(d.sum()), float(d.abs().sum()), float((d * d).sum())]
-
-
 def decode_trajectory(model: LVMM, latents: torch.Tensor, chunk_size: int = 16
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """D over a trajectory [T, C, h, w] -> (backward flows [T, 2, h', w'] px at the flow size, omega [T, 1, h', w'])."""
@@ -315,12 +290,12 @@ def latents_to_motion(model: LVMM, latents: torch.Tensor, size: tuple[int, int],
     displacement = resize_flow(displacement, (out_h, out_w))
     intention = F.interpolate(omega, size=(out_h, out_w), mode="bilinear", align_corners=False).clamp(0, 1)
     displacement, intention = displacement.cpu(), intention.cpu()
-    info = {"source": "lvmm", BACKWARD_KEY: flow.cpu(), LATENTS_KEY: latents.detach().cpu(),
-            CHECK_KEY: _fingerprint(displacement), "slow_factor": float(slow_factor),
-            "flow_size": tuple(flow.shape[-2:])}
+    latent = LatentTrajectory(latents=latents.detach().cpu(), backward_flow=flow.cpu(),
+                              fingerprint=LatentTrajectory.fingerprint_of(displacement))
+    info = {"source": "lvmm", "slow_factor": float(slow_factor), "flow_size": tuple(flow.shape[-2:])}
     info.update(extras or {})
     return Motion(displacement=displacement, fps=float(model.config.fps), intention=intention, loops=loops,
-                  extras=info)
+                  latent=latent, extras=info)
 
 
 def _check_image(image: torch.Tensor) -> None:
@@ -333,8 +308,7 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
                          cfg: float = 1.0, seed: int = 0, motion_strength: float | None = None,
                          loop_guidance: LoopGuidance | None = None, transfer_from=None, slow_factor: float = 1.0,
                          eta: float = 0.0, long_video=None, output_size: tuple[int, int] | None = None,
-                         progress: Callable[[int, int], None] | None = None,
-                         interrupt: Callable[[], bool | None] | None = None,
+                         progress: ProgressFn | None = None,
                          condition: dict[str, torch.Tensor] | None = None) -> Motion:
     """A motion for a picture from an LVMM: sampled (DDIM + CFG [+ loop guidance]) or transferred from a source.
 
@@ -343,8 +317,7 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
         image: [1, 3, H, W] float in [0, 1], any size.
         num_frames: frames of the result before slow motion, frame 0 included (default K + 1 of the model, or
             the source's length with ``transfer_from``; with a source, at most its length: the first frames).
-        steps, cfg, seed, eta, loop_guidance, long_video, progress, interrupt, condition: see
-            :func:`sample_latents`.
+        steps, cfg, seed, eta, loop_guidance, long_video, progress, condition: see :func:`sample_latents`.
         motion_strength: s in z_k = v + s (z_k - v) (None = 1).
         transfer_from: frames, latents or an LVMM ``Motion`` of another picture / video (Fig. 4); no sampling.
         slow_factor: >= 1, linear interpolation of the decoded motion in time (frames: (T - 1) slow_factor + 1).
@@ -353,9 +326,9 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
     Returns:
         ``Motion`` (tensors on the CPU): displacement [T, 2, H', W'] px (forward, reference-anchored), intention
         [T, 1, H', W'],
-        fps = model.config.fps, loops = loop guidance was used; extras hold ``lvmm_latents`` [T0, C, h, w] (the
-        trajectory before slow motion), ``lvmm_backward_flow`` [T, 2, h', w'] at the flow size (what R renders
-        from), ``source`` = "lvmm".
+        fps = model.config.fps, loops = loop guidance was used; ``latent`` holds the latents [T0, C, h, w] (the
+        trajectory before slow motion) and the backward flows [T, 2, h', w'] at the flow size (what R renders
+        from); ``extras["source"]`` = "lvmm".
     """
     _check_image(image)
     if num_frames is not None and int(num_frames) < 2:
@@ -374,13 +347,11 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
             visual = model.visual_component(image.to(model.device, model.dtype)).float()
         latents = transfer_latents(visual, source)
         extras["transferred"] = True
-        if progress is not None:
-            progress(1, 1)
+        report(progress, 1, 1)
     else:
         k = int(num_frames) - 1 if num_frames is not None else None
         latents = sample_latents(model, image, k, steps=steps, cfg=cfg, seed=seed, loop_guidance=loop_guidance,
-                                 eta=eta, long_video=long_video, progress=progress, interrupt=interrupt,
-                                 condition=condition)
+                                 eta=eta, long_video=long_video, progress=progress, condition=condition)
     if motion_strength is not None:
         latents = scale_motion_latents(latents, motion_strength)
     return latents_to_motion(model, latents, out_size, slow_factor=slow_factor, loops=loop_guidance is not None,
@@ -391,22 +362,17 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
 
 
 def _backward_flows(motion: Motion) -> torch.Tensor | None:
-    """The LVMM backward flows stored with a Motion, if they still describe its displacement."""
-    flow = motion.extras.get(BACKWARD_KEY)
-    check = motion.extras.get(CHECK_KEY)
-    if flow is None or check is None or flow.shape[0] != motion.num_frames:
+    """The LVMM backward flows stored with a Motion, if they still describe its displacement (an edited
+    displacement is rendered from flows derived from it)."""
+    if motion.latent is None or not motion.latent.describes(motion.displacement):
         return None
-    if not torch.allclose(torch.tensor(_fingerprint(motion.displacement)), torch.tensor(check), rtol=1e-5,
-                          atol=1e-3):
-        return None  # the displacement was edited after sampling: derive the flows from it
-    return flow
+    return motion.latent.backward_flow
 
 
 @torch.no_grad()
 def render_with_lvmm(model: LVMM, image: torch.Tensor, motion: Motion, chunk_size: int = 4,
-                     on_frames: Callable[[int, torch.Tensor], None] | None = None,
-                     progress: Callable[[int, int], None] | None = None,
-                     interrupt: Callable[[], bool | None] | None = None) -> torch.Tensor | None:
+                     on_chunk: Callable[[int, torch.Tensor], None] | None = None,
+                     progress: ProgressFn | None = None) -> torch.Tensor | None:
     """Render every frame of ``motion`` from the picture with the model's renderer R (Eq. 3).
 
     Args:
@@ -416,13 +382,12 @@ def render_with_lvmm(model: LVMM, image: torch.Tensor, motion: Motion, chunk_siz
             any other motion (or an edited one) is converted by inverting its displacement (splatting).
             Its intention map is used when present, else omega = 1 (pure warping).
         chunk_size: frames rendered per pass (memory grows with it, not with T).
-        on_frames: if given, called as on_frames(first_index, frames [n, 3, H, W] on the CPU) for every chunk
+        on_chunk: if given, called as ``on_chunk(first_index, frames [n, 3, H, W] on the CPU)`` for every chunk
             and nothing is kept (returns None).
-        progress: progress(done_frames, T) after every chunk.
-        interrupt: checked before every chunk (:class:`SamplingInterrupted`).
+        progress: ``progress(done_frames, T)`` before the first and after every chunk (``ops/progress.py``).
 
     Returns:
-        frames [T, 3, H, W] float32 in [0, 1] on the CPU, or None with ``on_frames``.
+        frames [T, 3, H, W] float32 in [0, 1] on the CPU, or None with ``on_chunk``.
     """
     _check_image(image)
     if chunk_size < 1:
@@ -433,9 +398,9 @@ def render_with_lvmm(model: LVMM, image: torch.Tensor, motion: Motion, chunk_siz
     image = image.to(device, dtype)
     pyramid = model.renderer.pyramid(image)
     t_total = motion.num_frames
-    out = [] if on_frames is None else None
+    out = [] if on_chunk is None else None
+    report(progress, 0, t_total)
     for start in range(0, t_total, chunk_size):
-        _check_interrupt(interrupt)
         stop = min(start + chunk_size, t_total)
         if stored is not None:
             flow = stored[start:stop].to(device)
@@ -449,10 +414,9 @@ def render_with_lvmm(model: LVMM, image: torch.Tensor, motion: Motion, chunk_siz
         else:
             omega = torch.ones(flow.shape[0], 1, *flow.shape[-2:], device=device)
         frames = model.render(image, flow.to(dtype), omega.to(dtype), pyramid).float().clamp(0, 1).cpu()
-        if on_frames is not None:
-            on_frames(start, frames)
+        if on_chunk is not None:
+            on_chunk(start, frames)
         else:
             out.append(frames)
-        if progress is not None:
-            progress(stop, t_total)
+        report(progress, stop, t_total)
     return None if out is None else torch.cat(out)

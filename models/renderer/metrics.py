@@ -11,9 +11,12 @@ import torch
 
 from ...ops.warp import backward_warp
 
+BRIGHTNESS_SCALE = 50.0
+"""Default scale of :func:`brightness_constancy_metric` on [0, 1] pictures: a colour error of 0.1 weighs exp(-5)."""
+
 
 def brightness_constancy_metric(image0: torch.Tensor, target: torch.Tensor, flow: torch.Tensor,
-                                scale: float = 50.0) -> torch.Tensor:
+                                scale: float = BRIGHTNESS_SCALE) -> torch.Tensor:
     """Z(p) = -scale * mean_c | target(p + flow(p)) - image0(p) |  (larger = in front).
 
     Args:
@@ -46,3 +49,18 @@ def brightness_constancy_metric(image0: torch.Tensor, target: torch.Tensor, flow
                          f"{tuple(flow.shape) if isinstance(flow, torch.Tensor) else type(flow).__name__}")
     warped = backward_warp(target.float(), flow.float(), padding_mode="border")
     return (warped - image0.float()).abs().mean(dim=1, keepdim=True) * -float(scale)
+
+
+def brightness_confidence(metric: torch.Tensor) -> torch.Tensor:
+    """How far each source pixel can be trusted at its destination: exp(Z) of :func:`brightness_constancy_metric`.
+
+    ``metric`` is Z at the metric's own scale (before any softmax temperature), so the confidence is
+    exp(-scale * colour error) in (0, 1]: 1 for a perfect match, exp(-5) for an error of 0.1 at
+    :data:`BRIGHTNESS_SCALE`. The pixel renderer fills sources below its threshold like holes.
+
+    Example:
+        >>> z = torch.tensor([0.0, -5.0])
+        >>> [round(v, 4) for v in brightness_confidence(z).tolist()]
+        [1.0, 0.0067]
+    """
+    return metric.exp()

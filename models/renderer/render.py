@@ -1,17 +1,16 @@
 """Rendering many frames with a learned :class:`~.model.ImageRenderer`, chunk by chunk (memory flat in T)."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
+from ...ops.progress import ProgressFn, report
 from .model import ImageRenderer
 
 
 def render_frames_learned(model: ImageRenderer, image: torch.Tensor, displacement: torch.Tensor,
                           metric: torch.Tensor | None = None, intention: torch.Tensor | None = None,
                           chunk_size: int = 4, out: torch.Tensor | None = None,
-                          on_frames: Callable[[int, int], None] | None = None, clamp: bool = True,
+                          progress: ProgressFn | None = None, clamp: bool = True,
                           return_holes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Render every frame of a reference-anchored motion from one picture with a learned renderer.
 
@@ -27,7 +26,8 @@ def render_frames_learned(model: ImageRenderer, image: torch.Tensor, displacemen
         intention: [T, 1, H, W] (or [1, 1, H, W]) in [0, 1], LVMM's intention map, or None.
         chunk_size: frames rendered at once.
         out: optional preallocated [T, 3, H, W] output (any device / float dtype).
-        on_frames: called with (frames done, T) after each chunk (progress bars, interrupts).
+        progress: ``progress(frames done, T)`` before the first and after each chunk (``ops/progress.py``); what
+            it raises stops rendering at once.
         clamp: clamp the frames to [0, 1].
         return_holes: also return the hole fraction per frame before filling, [T] float32 on the CPU.
 
@@ -68,6 +68,7 @@ def render_frames_learned(model: ImageRenderer, image: torch.Tensor, displacemen
         source = image.to(device, dtype)
         pyramid = model.encode(source)
         m = None if metric is None else metric.to(device, torch.float32)
+        report(progress, 0, total)
         for start in range(0, total, chunk_size):
             stop = min(start + chunk_size, total)
             gate = None
@@ -80,8 +81,7 @@ def render_frames_learned(model: ImageRenderer, image: torch.Tensor, displacemen
                 frames = frames.clamp(0, 1)
             out[start:stop] = frames.to(device=out.device, dtype=out.dtype)
             holes[start:stop] = hole.float().cpu()
-            if on_frames is not None:
-                on_frames(stop, total)
+            report(progress, stop, total)
     if return_holes:
         return out, holes
     return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ...ops.containers import Motion, VelocityField
+from ...ops.containers import LoopBlend, Motion, VelocityField
 from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, check_finite
 
 NODE = "EulerianMotion"
@@ -46,8 +46,7 @@ class EulerianMotion(io.ComfyNode):
         velocity = flow.velocity[0].float() * float(speed)
         if loop == "seamless loop":
             forward, backward, alpha = eulerian.loop_motion_pair(velocity, num_frames)
-            motion = Motion(displacement=forward, fps=fps, loops=True,
-                            extras={"blend": (backward, alpha)})
+            motion = Motion(displacement=forward, fps=fps, loops=True, blend=LoopBlend(backward, alpha))
         else:
             mode = "pingpong" if loop == "ping-pong" else "none"
             motion = Motion(displacement=eulerian.loop_motion(velocity, num_frames, mode=mode), fps=fps,
@@ -55,6 +54,6 @@ class EulerianMotion(io.ComfyNode):
         if flow.mask is not None:  # the brush is exact: pixels outside it never move
             still = flow.mask[0, 0] <= 0
             motion.displacement[:, :, still] = 0
-            if "blend" in motion.extras:
-                motion.extras["blend"][0][:, :, still] = 0
+            if motion.blend is not None:
+                motion.blend.displacement[:, :, still] = 0
         return io.NodeOutput(motion)

@@ -24,8 +24,7 @@ def sample_gid_spectrum(node: str, model, picture: torch.Tensor, guidance, steps
     # Loop guidance differentiates through the model: leave ComfyUI's inference mode for the sampling.
     with torch.inference_mode(False):
         spectrum = sample_spectral_volume(model.model, picture.clone().to(device), num_steps=steps,
-                                          guidance_scale=cfg, seed=seed, loop_guidance=guidance, progress=progress,
-                                          interrupt=Progress.check_interrupt)
+                                          guidance_scale=cfg, seed=seed, loop_guidance=guidance, progress=progress)
     coeffs = scale_amplitude(spectrum.coeffs.cpu(), strength)
     if brush is not None:
         coeffs = coeffs * brush.to(coeffs.real.dtype)

@@ -72,7 +72,7 @@ class PredictLatentMotion(io.ComfyNode):
                 transfer_from=None, long_schedule=None, clip_vision=None, clip=None, prompt="") -> io.NodeOutput:
         import dataclasses
 
-        from ...models.lvmm import SamplingInterrupted, sample_latent_motion
+        from ...models.lvmm import sample_latent_motion
         from .load_model import MotionModel
         from .lvmm_condition import clip_condition
 
@@ -99,19 +99,11 @@ class PredictLatentMotion(io.ComfyNode):
                     model.model, picture.clone().to(device), num_frames=num_frames or None, steps=steps, cfg=cfg,
                     seed=seed, motion_strength=motion_strength, loop_guidance=guidance,
                     transfer_from=None if frames is None else frames.clone().to(device), slow_factor=slow_motion,
-                    long_video=schedule, progress=progress, interrupt=_interrupted,
+                    long_video=schedule, progress=progress,
                     condition={k: v.to(device) for k, v in (condition or {}).items()})
-        except SamplingInterrupted:
-            Progress.check_interrupt()
-            raise
         except ValueError as error:
             raise NodeInputError(NODE, "model", "settings this LVMM model can sample", str(error)) from error
         return io.NodeOutput(motion)
-
-
-def _interrupted() -> bool:
-    Progress.check_interrupt()  # raises ComfyUI's interrupt exception when the user cancels
-    return False
 
 
 NODES = [PredictLatentMotion]

@@ -243,9 +243,8 @@ class MotionI2VPredictFlow(io.ComfyNode):
         displacement = with_reference_frame(flows).float().to(comfy.model_management.intermediate_device())
         check_finite(displacement, node, "model")
         extras = {"source": NODE_FLOW, "frame_stride": frame_stride}
-        if brush is not None:
-            extras["brush"] = brush.cpu()
-        return io.NodeOutput(Motion(displacement=displacement, fps=fps, extras=extras))
+        return io.NodeOutput(Motion(displacement=displacement, fps=fps, brush=None if brush is None else brush.cpu(),
+                                    extras=extras))
 
 
 def _require(handle, node: str, input_name: str, family: str) -> None:
@@ -361,8 +360,8 @@ class MotionI2VAnimate(io.ComfyNode):
         brush = None
         if mask is not None:
             brush = mask_to_b1hw(mask, (mask.shape[-2], mask.shape[-1]), node)
-        elif isinstance(motion.extras.get("brush"), torch.Tensor):
-            brush = motion.extras["brush"].float()
+        elif motion.brush is not None:
+            brush = motion.brush.float()
         moving = None
         if brush is not None:
             moving = F.interpolate(brush.reshape(1, 1, *brush.shape[-2:]).float(), size=(h, w), mode="nearest")[0, 0]

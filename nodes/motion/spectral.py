@@ -207,7 +207,7 @@ class MotionFromVideo(io.ComfyNode):
             raise NodeInputError(cls.NODE, "frames", "at least 2 frames after the stride", f"{clip.shape[0]}")
         progress = Progress(clip.shape[0])
         motion = reference_anchored_motion(clip, preset=preset, fps=fps / stride, chained=chained,
-                                           callback=progress)
+                                           progress=progress)
         if target is not None or scale != 1.0:
             size = motion.size if target is None else tuple(image_to_bchw(target, cls.NODE, "target").shape[-2:])
             brush = mask_to_b1hw(mask, size, cls.NODE)

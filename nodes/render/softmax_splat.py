@@ -1,10 +1,15 @@
 """SoftmaxSplatRender: a picture and its motion become frames, by forward softmax splatting (no weights)."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion
+from ...ops.progress import sub_progress
 from ..common import (
     CATEGORY,
     DynModel,
@@ -18,8 +23,8 @@ from ..common import (
 )
 
 NODE = "SoftmaxSplatRender"
-METRICS = ["motion magnitude (GID)", "none (average)", "mask (in front)", "depth image (nearer = in front)",
-           "brightness constancy (target frames)"]
+
+logger = logging.getLogger(__name__)
 
 
 class SoftmaxSplatRender(io.ComfyNode):
@@ -37,7 +42,7 @@ class SoftmaxSplatRender(io.ComfyNode):
                 io.Image.Input("image", tooltip="The source picture I0; a batch of B pictures (of one size) gives B x T "
                                "frames, each picture animated by the same motion."),
                 DynMotion.Input("motion", tooltip="Reference-anchored motion of the picture's pixels."),
-                io.Combo.Input("metric", options=METRICS, default=METRICS[0],
+                io.Combo.Input("metric", options=list(METRICS), default=next(iter(METRICS)),
                                tooltip="Who is in front where pixels collide: moving pixels (GID's mean motion "
                                "magnitude), nobody (average), a mask, or a depth-like picture (brighter = nearer)."),
                 io.Float.Input("metric_scale", default=1.0, min=0.0, max=1000.0, step=0.1,
@@ -65,7 +70,7 @@ class SoftmaxSplatRender(io.ComfyNode):
     @classmethod
     def execute(cls, image, motion: Motion, metric, metric_scale, fill_holes, chunk_size, metric_mask=None,
                 depth=None, target_frames=None, renderer=None) -> io.NodeOutput:
-        from ...ops.render import motion_magnitude_metric, render_frames
+        from ...ops.render import render_frames
 
         if not isinstance(motion, Motion):
             raise NodeInputError(NODE, "motion", "a DYN_MOTION", type(motion).__name__)
@@ -75,13 +80,14 @@ class SoftmaxSplatRender(io.ComfyNode):
             raise NodeInputError(NODE, "motion", f"motion made for the picture's size {size[1]}x{size[0]}",
                                  f"{motion.size[1]}x{motion.size[0]}")
         check_finite(motion.displacement, NODE, "motion")
-        splat_metric = _metric(metric, metric_scale, motion, size, metric_mask, depth, motion_magnitude_metric,
-                               pictures[:1], target_frames)
+        handler = METRICS.get(metric)
+        if handler is None:
+            raise NodeInputError(NODE, "metric", f"one of {', '.join(METRICS)}", repr(metric))
+        chosen = handler(MetricInputs(metric_scale, motion, size, pictures[:1], metric_mask, depth, target_frames))
         if renderer is not None:
-            return io.NodeOutput(_render_learned(renderer, pictures, motion, splat_metric, chunk_size))
-        # brightness constancy also says how far each source pixel can be trusted: exp(-50 |colour error|)
-        confidence = (splat_metric / metric_scale).exp() if metric == METRICS[4] and metric_scale > 0 else None
-        blend = motion.extras.get("blend")
+            return io.NodeOutput(_render_learned(renderer, pictures, motion, chosen.metric, chunk_size))
+        splat_metric, confidence = chosen.metric, chosen.confidence
+        blend = None if motion.blend is None else (motion.blend.displacement, motion.blend.weight)
         total = motion.num_frames
         progress = Progress(total * pictures.shape[0])
         # The output is written in place, chunk by chunk, in ComfyUI's [N,H,W,C] layout: memory is the output
@@ -93,8 +99,8 @@ class SoftmaxSplatRender(io.ComfyNode):
             _, holes = render_frames(pictures[index:index + 1], motion.displacement, splat_metric, fill=fill_holes,
                                      chunk_size=chunk_size, blend=blend, out=view, confidence=confidence,
                                      on_frames=lambda done, _t, i=index: progress(i * total + done))
-            print(f"[ImageDynamics] {NODE}: picture {index}: {total} frames, holes before filling "
-                  f"mean {float(holes.mean()):.2%} max {float(holes.max()):.2%}")
+            logger.info("%s: picture %d: %d frames, holes before filling mean %.2f%% max %.2f%%", NODE, index,
+                        total, 100 * float(holes.mean()), 100 * float(holes.max()))
         return io.NodeOutput(out.clamp_(0, 1))
 
 
@@ -117,46 +123,90 @@ def _render_learned(renderer, pictures: torch.Tensor, motion: Motion, metric, ch
             from ...models.lvmm import render_with_lvmm
 
             frames = render_with_lvmm(renderer.model, picture, motion, chunk_size=chunk_size,
-                                      progress=lambda done, _t, i=index: progress(i * total + done))
+                                      progress=sub_progress(progress, index * total, total, len(pictures) * total))
             view.copy_(frames.to(view))
         else:
             from ...models.renderer.render import render_frames_learned
 
             render_frames_learned(renderer.model, picture, motion.displacement, metric=metric,
                                   intention=motion.intention, chunk_size=chunk_size, out=view,
-                                  on_frames=lambda done, _t, i=index: progress(i * total + done))
+                                  progress=sub_progress(progress, index * total, total, len(pictures) * total))
     return out.clamp_(0, 1)
 
 
-def _metric(kind, scale, motion, size, metric_mask, depth, motion_magnitude_metric, picture,
-            target_frames) -> torch.Tensor | None:
-    if kind == METRICS[1]:
-        return None
-    if kind == METRICS[2]:
-        if metric_mask is None:
-            raise NodeInputError(NODE, "metric_mask", "a MASK when metric is 'mask (in front)'", "nothing")
-        return mask_to_b1hw(metric_mask, size, NODE, "metric_mask", allow_empty=True) * scale
-    if kind == METRICS[3]:
-        if depth is None:
-            raise NodeInputError(NODE, "depth", "an IMAGE when metric is 'depth image'", "nothing")
-        d = image_to_bchw(depth, NODE, "depth")[:1]
-        if tuple(d.shape[-2:]) != size:
-            raise NodeInputError(NODE, "depth", f"the picture's size {size[1]}x{size[0]}",
-                                 f"{d.shape[-1]}x{d.shape[-2]}")
-        return d.mean(dim=1, keepdim=True) * scale
-    if kind == METRICS[4]:
-        from ...models.renderer.metrics import brightness_constancy_metric
+@dataclass
+class MetricInputs:
+    """What a metric handler may use: the node's temperature, the motion, the picture and the optional inputs."""
 
-        if target_frames is None:
-            raise NodeInputError(NODE, "target_frames", "an IMAGE batch when metric is 'brightness constancy'",
-                                 "nothing")
-        targets = image_to_bchw(target_frames, NODE, "target_frames")
-        if targets.shape[0] != motion.num_frames or tuple(targets.shape[-2:]) != size:
-            raise NodeInputError(NODE, "target_frames", f"{motion.num_frames} frames of {size[1]}x{size[0]}",
-                                 f"{targets.shape[0]} frames of {targets.shape[-1]}x{targets.shape[-2]}")
-        source = picture.expand(motion.num_frames, -1, -1, -1)
-        # the metric's own scale (50 on [0, 1] pictures) times the node's temperature
-        return brightness_constancy_metric(source, targets, motion.displacement.float()) * scale
-    if motion.metric is not None:
-        return motion.metric * scale
-    return motion_magnitude_metric(motion.displacement, temperature=scale)
+    scale: float
+    motion: Motion
+    size: tuple[int, int]
+    picture: torch.Tensor  # [1, 3, H, W]
+    metric_mask: torch.Tensor | None
+    depth: torch.Tensor | None
+    target_frames: torch.Tensor | None
+
+
+@dataclass
+class SplatMetric:
+    """A handler's result: the splatting metric (None = average splatting) and, where the metric knows it, how far
+    each source pixel can be trusted at its destination (the renderer fills untrusted ones like holes)."""
+
+    metric: torch.Tensor | None
+    confidence: torch.Tensor | None = None
+
+
+def _motion_magnitude(inputs: MetricInputs) -> SplatMetric:
+    from ...ops.render import motion_magnitude_metric
+
+    if inputs.motion.metric is not None:  # a metric that came with the motion
+        return SplatMetric(inputs.motion.metric * inputs.scale)
+    return SplatMetric(motion_magnitude_metric(inputs.motion.displacement, temperature=inputs.scale))
+
+
+def _average(inputs: MetricInputs) -> SplatMetric:
+    return SplatMetric(None)
+
+
+def _mask(inputs: MetricInputs) -> SplatMetric:
+    if inputs.metric_mask is None:
+        raise NodeInputError(NODE, "metric_mask", "a MASK when metric is 'mask (in front)'", "nothing")
+    return SplatMetric(mask_to_b1hw(inputs.metric_mask, inputs.size, NODE, "metric_mask", allow_empty=True)
+                       * inputs.scale)
+
+
+def _depth(inputs: MetricInputs) -> SplatMetric:
+    if inputs.depth is None:
+        raise NodeInputError(NODE, "depth", "an IMAGE when metric is 'depth image'", "nothing")
+    d = image_to_bchw(inputs.depth, NODE, "depth")[:1]
+    if tuple(d.shape[-2:]) != inputs.size:
+        raise NodeInputError(NODE, "depth", f"the picture's size {inputs.size[1]}x{inputs.size[0]}",
+                             f"{d.shape[-1]}x{d.shape[-2]}")
+    return SplatMetric(d.mean(dim=1, keepdim=True) * inputs.scale)
+
+
+def _brightness_constancy(inputs: MetricInputs) -> SplatMetric:
+    from ...models.renderer.metrics import brightness_confidence, brightness_constancy_metric
+
+    motion, size = inputs.motion, inputs.size
+    if inputs.target_frames is None:
+        raise NodeInputError(NODE, "target_frames", "an IMAGE batch when metric is 'brightness constancy'",
+                             "nothing")
+    targets = image_to_bchw(inputs.target_frames, NODE, "target_frames")
+    if targets.shape[0] != motion.num_frames or tuple(targets.shape[-2:]) != size:
+        raise NodeInputError(NODE, "target_frames", f"{motion.num_frames} frames of {size[1]}x{size[0]}",
+                             f"{targets.shape[0]} frames of {targets.shape[-1]}x{targets.shape[-2]}")
+    source = inputs.picture.expand(motion.num_frames, -1, -1, -1)
+    z = brightness_constancy_metric(source, targets, motion.displacement.float())  # at the metric's own scale
+    confidence = brightness_confidence(z) if inputs.scale > 0 else None
+    return SplatMetric(z * inputs.scale, confidence)  # the node's temperature on top of the metric's scale
+
+
+METRICS: dict[str, Callable[[MetricInputs], SplatMetric]] = {
+    "motion magnitude (GID)": _motion_magnitude,
+    "none (average)": _average,
+    "mask (in front)": _mask,
+    "depth image (nearer = in front)": _depth,
+    "brightness constancy (target frames)": _brightness_constancy,
+}
+"""The ``metric`` combo's options (in the widget's order) and the handler computing each."""

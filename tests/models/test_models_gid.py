@@ -13,7 +13,6 @@ from imagedynamics.models.checkpoint import CheckpointError, load_checkpoint, sa
 from imagedynamics.models.gid import (
     FAMILY,
     GIDConfig,
-    SamplingInterrupted,
     build_gid,
     build_vae,
     gid_endpoint_decoder,
@@ -24,6 +23,7 @@ from imagedynamics.models.gid import (
     vae_loss,
 )
 from imagedynamics.models.guidance import LoopGuidance, loop_loss, renoise
+from imagedynamics.ops.progress import Interrupted
 from imagedynamics.ops.spectral import spectrum_to_motion
 
 TINY = GIDConfig.preset("tiny")
@@ -234,17 +234,47 @@ def test_sample_spectrum_shape_determinism_callbacks(model, image):
     a = sample_spectrum(model, image, num_steps=4, seed=5, progress=lambda i, n: calls.append((i, n)))
     assert a.shape == (TINY.num_frequencies, 2, *image.shape[-2:]) and a.is_complex()
     assert torch.isfinite(torch.view_as_real(a)).all()
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
     b = sample_spectrum(model, image, num_steps=4, seed=5)
     c = sample_spectrum(model, image, num_steps=4, seed=6)
     assert torch.equal(a, b)
     assert (a - c).abs().max() > 1e-3
     sv = sample_spectral_volume(model, image, num_steps=2, output_size=(20, 32))
     assert sv.coeffs.shape == (TINY.num_frequencies, 2, 20, 32) and sv.num_frames == TINY.num_frames
-    with pytest.raises(SamplingInterrupted):
-        sample_spectrum(model, image, num_steps=4, interrupt=lambda: True)
     with pytest.raises(ValueError):
         sample_spectrum(model, image[0], num_steps=4)
+
+
+@pytest.mark.parametrize("steps", [1000, 999, 500])
+def test_every_step_count_up_to_the_schedule_length_samples(model, image, steps):
+    # 1000 DDIM steps with Stable Diffusion's offset of 1 asked diffusers for timestep 1000 (an IndexError)
+    scheduler = model.sampling_scheduler(steps)
+    assert len(scheduler.timesteps) == steps and int(scheduler.timesteps.max()) <= 999
+    assert int(scheduler.timesteps.min()) >= 0 and len(set(scheduler.timesteps.tolist())) == steps
+    if steps == 1000:
+        coeffs = sample_spectrum(model, image, num_steps=steps, seed=0)
+        assert torch.isfinite(torch.view_as_real(coeffs)).all()
+
+
+def test_a_raising_progress_callback_stops_sampling_within_a_step(model, image):
+    calls, seen = [], []
+    hook = model.unet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        sample_spectrum(model, image, num_steps=6, seed=0, loop_guidance=None)
+        per_step = len(calls) / 6
+        calls.clear()
+
+        def stop_after_two(done, total):
+            seen.append((done, total))
+            if done == 2:
+                raise Interrupted("stopped by the user")
+
+        with pytest.raises(Interrupted, match="stopped by the user"):
+            sample_spectrum(model, image, num_steps=6, seed=0, progress=stop_after_two)
+    finally:
+        hook.remove()
+    assert seen == [(0, 6), (1, 6), (2, 6)]
+    assert len(calls) == 2 * per_step  # no denoiser call after the interrupt (and no decode: nothing returned)
 
 
 def test_endpoint_decoder_matches_full_inverse(model):

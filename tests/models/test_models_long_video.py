@@ -1,7 +1,7 @@
 """Phased inference with a shared noise reschedule (models/long_video).
 
 The denoiser is the exact eps-prediction of a Gaussian video prior (a still picture animated by a smooth
-space-time texture, ``toy.GaussianVideoDenoiser``), so the samples have real temporal structure without
+space-time texture, ``video_denoisers.GaussianVideoDenoiser`` in tests/), so the samples have real temporal structure without
 training, and every run takes milliseconds.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from diffusers import (
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
 )
+from video_denoisers import GaussianVideoDenoiser, TinyVideoDenoiser
 
 from imagedynamics.models.long_video import (
     NoiseBank,
@@ -33,7 +34,7 @@ from imagedynamics.models.long_video import (
     segments_for_frames,
 )
 from imagedynamics.models.long_video.schedulers import coefficients, to_eps
-from imagedynamics.models.long_video.toy import GaussianVideoDenoiser, TinyVideoDenoiser
+from imagedynamics.ops.progress import Interrupted
 
 L = 16
 SHAPE = (1, 2, L, 8, 8)
@@ -110,7 +111,7 @@ def test_counted_calls_equal_formula(kind, gamma, prior, k):
     video = phased_sample(counting, scheduler, SHAPE, STEPS, None, cfg, progress=lambda d, n: seen.append((d, n)))
     expected = count_denoiser_calls(STEPS, gamma, k, prior)
     assert counting.calls == expected
-    assert seen[-1] == (expected, expected) and len(seen) == expected
+    assert seen[0] == (0, expected) and seen[-1] == (expected, expected) and len(seen) == expected + 1
     assert video.shape == (1, 2, k * L, 8, 8)
     baseline = Counting(_denoiser(scheduler))
     independent_sample(baseline, scheduler, SHAPE, STEPS, None, cfg)
@@ -322,13 +323,22 @@ def test_streaming_holds_no_emitted_segment():
     assert [k.index for k in kept] == [0, 1, 2]
 
 
-def test_interrupt_stops_sampling():
+def test_a_raising_progress_callback_stops_sampling_at_once():
     scheduler = _scheduler("ddim")
     counting = Counting(_denoiser(scheduler))
-    with pytest.raises(InterruptedError):
-        phased_sample(counting, scheduler, SHAPE, 10, None, RescheduleConfig(num_segments=3),
-                      interrupt=lambda: counting.calls >= 7)
-    assert counting.calls == 7
+    seen = []
+
+    def stop_at_seven(done, total):
+        seen.append(done)
+        if done == 7:
+            raise Interrupted("stopped by the user")
+
+    kept = []
+    with pytest.raises(Interrupted):
+        phased_sample(counting, scheduler, SHAPE, 10, None, RescheduleConfig(num_segments=3), on_segment=kept.append,
+                      progress=stop_at_seven)
+    assert counting.calls == 7 and seen == list(range(8))  # (0, total) first, then one report per call
+    assert kept == []  # segment 0 needs 10 calls: nothing partial was emitted
 
 
 def test_scheduler_is_not_mutated_and_factory_works():
@@ -375,11 +385,12 @@ def test_sampler_rejects_bad_inputs():
 
 
 
-@pytest.mark.parametrize("module", ["noise_bank", "schedulers", "seams", "phased", "toy"])
+@pytest.mark.parametrize("module", [f"imagedynamics.models.long_video.{name}"
+                                    for name in ("noise_bank", "schedulers", "seams", "phased")] + ["video_denoisers"])
 def test_docstring_examples(module):
     import doctest
     import importlib
-    result = doctest.testmod(importlib.import_module(f"imagedynamics.models.long_video.{module}"))
+    result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
 
 

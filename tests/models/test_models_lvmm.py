@@ -16,7 +16,6 @@ from imagedynamics.models.long_video import RescheduleConfig
 from imagedynamics.models.lvmm import (
     LVMM,
     LVMMConfig,
-    SamplingInterrupted,
     interpolate_time,
     render_with_lvmm,
     sample_latent_motion,
@@ -25,6 +24,7 @@ from imagedynamics.models.lvmm import (
 from imagedynamics.models.lvmm.predictor import local_cost_volume, region_parameters
 from imagedynamics.models.registry import build_from_file
 from imagedynamics.ops.containers import Motion
+from imagedynamics.ops.progress import Interrupted
 from imagedynamics.ops.warp import backward_warp
 from imagedynamics.train.lvmm import psnr, read_frames, reconstruct, train_tiny_lvmm
 
@@ -145,8 +145,55 @@ def test_sampler_rejects_bad_input():
     with pytest.raises(ValueError, match="cannot be combined"):
         sample_latent_motion(model, torch.rand(1, 3, 64, 64), loop_guidance=LoopGuidance(),
                              long_video=RescheduleConfig())
-    with pytest.raises(SamplingInterrupted):
-        sample_latent_motion(model, torch.rand(1, 3, 64, 64), steps=3, interrupt=lambda: True)
+
+
+@pytest.mark.parametrize("long_video", [False, True])
+def test_a_raising_progress_callback_stops_sampling_within_a_step(long_video):
+    model = LVMM(LVMMConfig.preset("tiny")).eval()
+    calls, seen = [], []
+    hook = model.denoiser.register_forward_hook(lambda *_: calls.append(1))
+
+    def stop_after_two(done, total):
+        seen.append(done)
+        if done == 2:
+            raise Interrupted("stopped by the user")
+
+    schedule = RescheduleConfig(gamma=0.5) if long_video else None
+    try:
+        with pytest.raises(Interrupted, match="stopped by the user"):
+            sample_latent_motion(model, torch.rand(1, 3, 64, 64), num_frames=9 if long_video else None, steps=4,
+                                 long_video=schedule, progress=stop_after_two)
+    finally:
+        hook.remove()
+    assert seen == [0, 1, 2]
+    assert len(calls) == 2  # two denoiser steps, none after the interrupt
+
+
+def test_rendering_stops_within_a_chunk_when_progress_raises():
+    model = LVMM(LVMMConfig.preset("tiny")).eval()
+    image = torch.rand(1, 3, 32, 32)
+    motion = Motion(displacement=torch.randn(6, 2, 32, 32))
+    calls, chunks = [], []
+    hook = model.renderer.register_forward_hook(lambda *_: calls.append(1))
+
+    def stop(done, total):
+        if done == 2:
+            raise Interrupted("stopped")
+
+    try:
+        with pytest.raises(Interrupted):
+            render_with_lvmm(model, image, motion, chunk_size=1, on_chunk=lambda i, f: chunks.append(i),
+                             progress=stop)
+    finally:
+        hook.remove()
+    assert len(calls) == 2 and chunks == [0, 1]
+
+
+@pytest.mark.parametrize("steps", [1000, 999])
+def test_every_step_count_up_to_the_schedule_length_is_a_valid_schedule(steps):
+    scheduler = LVMM(LVMMConfig.preset("tiny")).sampling_scheduler(steps)
+    timesteps = scheduler.timesteps.tolist()
+    assert len(set(timesteps)) == steps and 0 <= min(timesteps) and max(timesteps) <= 999
 
 
 def test_render_any_motion_by_inversion():
@@ -245,7 +292,7 @@ def test_sampler_returns_requested_frames_with_motion(trained):
     assert frames.shape == (6, 3, 60, 80) and 0 <= float(frames.min()) and float(frames.max()) <= 1
     assert float((frames[1:] - image).abs().mean()) > 1e-3
     chunks = {}
-    assert render_with_lvmm(model, image, motion, chunk_size=1, on_frames=lambda i, f: chunks.update({i: f})) is None
+    assert render_with_lvmm(model, image, motion, chunk_size=1, on_chunk=lambda i, f: chunks.update({i: f})) is None
     assert torch.allclose(torch.cat([chunks[i] for i in sorted(chunks)]), frames, atol=1e-5)
 
 
@@ -311,7 +358,7 @@ def test_loop_guidance_joins_the_ends(trained):
     image = picture("astronaut", long_side=64)
 
     def gap(m):
-        flows = m.extras["lvmm_backward_flow"]
+        flows = m.latent.backward_flow
         return float((flows[-1] - flows[0]).abs().mean())
 
     plain = [gap(sample_latent_motion(model, image, num_frames=5, steps=8, seed=s)) for s in range(2)]

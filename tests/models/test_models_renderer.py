@@ -171,11 +171,11 @@ def test_chunked_equals_unchunked():
     intention = torch.rand(5, 1, 40, 40)
     model = _randomise_output(_tiny(), seed=3)
     calls = []
-    one = render_frames_learned(model, image, disp, metric, intention, chunk_size=1, on_frames=lambda d, t: calls.append((d, t)))
+    one = render_frames_learned(model, image, disp, metric, intention, chunk_size=1, progress=lambda d, t: calls.append((d, t)))
     out = torch.full((5, 3, 40, 40), -1.0)
     two = render_frames_learned(model, image, disp, metric, intention, chunk_size=3, out=out)
     assert two is out
-    assert calls == [(i, 5) for i in range(1, 6)]
+    assert calls == [(i, 5) for i in range(0, 6)]
     assert torch.allclose(one, two, atol=1e-6)
     with torch.no_grad():
         direct = model(image.expand(5, -1, -1, -1), disp, metric.expand(5, -1, -1, -1), intention).clamp(0, 1)

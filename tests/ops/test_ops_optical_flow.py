@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from media import clip, picture
 
-from imagedynamics.ops.containers import Motion, SpectralVolume
+from imagedynamics.ops.containers import LatentTrajectory, LoopBlend, Motion, SpectralVolume
 from imagedynamics.ops.optical_flow import dis_flow, reference_anchored_motion, transfer_motion
 from imagedynamics.ops.spectral import to_spectral_volume
 
@@ -45,7 +45,7 @@ def _translating_clip(frames: int = 6, step: int = 2) -> torch.Tensor:
 def test_reference_anchored_motion_of_a_translating_clip(chained):
     frames = _translating_clip()
     seen = []
-    motion = reference_anchored_motion(frames, fps=12.0, chained=chained, callback=lambda d, n: seen.append((d, n)))
+    motion = reference_anchored_motion(frames, fps=12.0, chained=chained, progress=lambda d, n: seen.append((d, n)))
     assert isinstance(motion, Motion) and motion.fps == 12.0
     assert motion.displacement.shape == (6, 2, *frames.shape[-2:])
     assert motion.displacement[0].abs().max() == 0
@@ -83,6 +83,33 @@ def test_transfer_motion_rescales_per_axis_masks_and_scales():
     masked = transfer_motion(motion, (30, 10), mask=mask, scale=2.0)
     assert masked.displacement[:, :, 15:].abs().max() == 0
     assert torch.allclose(masked.displacement[:, 0, :15], torch.full((3, 15, 10), 2.0))
+
+
+def test_transfer_moves_the_loop_blend_and_the_brush_with_the_motion():
+    forward, backward = torch.ones(3, 2, 8, 16), torch.full((3, 2, 8, 16), -2.0)
+    brush = torch.zeros(1, 1, 8, 16)
+    brush[..., :, 8:] = 1
+    motion = Motion(forward, blend=LoopBlend(backward, torch.tensor([0.0, 1 / 3, 2 / 3])), brush=brush)
+    out = transfer_motion(motion, (16, 32), scale=0.5)
+    assert out.blend.displacement.shape == (3, 2, 16, 32)
+    assert torch.allclose(out.blend.displacement, torch.full_like(out.blend.displacement, -2.0))  # x2 size, x0.5
+    assert torch.equal(out.blend.weight, motion.blend.weight)
+    assert out.brush.shape == (1, 1, 16, 32) and float(out.brush[..., :16].max()) == 0
+    assert float(out.brush[..., 16:].min()) == 1
+
+
+def test_motion_checks_its_typed_fields():
+    with pytest.raises(ValueError, match="blend.displacement"):
+        Motion(torch.zeros(3, 2, 8, 8), blend=LoopBlend(torch.zeros(3, 2, 4, 4), torch.zeros(3)))
+    with pytest.raises(ValueError, match="weight"):
+        LoopBlend(torch.zeros(3, 2, 4, 4), torch.zeros(2))
+    with pytest.raises(ValueError, match="brush"):
+        Motion(torch.zeros(3, 2, 8, 8), brush=torch.ones(8, 8))
+    displacement = torch.randn(3, 2, 8, 8)
+    latent = LatentTrajectory(torch.zeros(3, 4, 2, 2), torch.zeros(3, 2, 4, 4),
+                              LatentTrajectory.fingerprint_of(displacement))
+    assert latent.describes(displacement) and not latent.describes(displacement * 1.1)
+    assert not latent.describes(displacement[:2])  # another number of frames
 
 
 def test_transfer_commutes_with_the_spectrum():

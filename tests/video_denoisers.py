@@ -1,4 +1,6 @@
-"""Small denoisers for tests, benchmarks and examples of the long-video sampler (no weights, no downloads).
+"""Small denoisers that exercise the long-video sampler (``models/long_video``) in tests and benchmarks (no weights,
+no downloads). They are test fixtures, not a model family: ``models/long_video`` is an algorithm over any
+``denoiser(x, t, cond)``.
 
 * ``GaussianVideoDenoiser``: the exact (Bayes-optimal) epsilon-prediction for latents drawn from a Gaussian
   video prior x0 ~ N(mu, std^2 K_time (x) K_y (x) K_x) per channel, under a VP schedule (DDIM, DDPM, ...):
