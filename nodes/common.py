@@ -10,6 +10,7 @@ import torch
 from comfy_api.latest import io
 
 CATEGORY = "ImageDynamics"
+MODEL_FOLDER = "motion_models"  # ComfyUI's models/motion_models (registered by extension.py)
 
 # The pack's own types, namespaced; their conventions are documented in ops/containers.py.
 DynMotion = io.Custom("DYN_MOTION")

@@ -6,7 +6,7 @@ import os
 from comfy_api.latest import ComfyExtension, io
 from typing_extensions import override
 
-MODEL_FOLDER = "motion_models"
+from .common import MODEL_FOLDER
 
 
 def register_model_folder() -> None:

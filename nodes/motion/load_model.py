@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 
 import torch
 from comfy_api.latest import io
 
-from ..common import CATEGORY, DynModel, NodeInputError
-from ..extension import MODEL_FOLDER
+from ..common import CATEGORY, MODEL_FOLDER, DynModel, NodeInputError
 
 NODE = "LoadMotionModel"
 
@@ -53,20 +53,30 @@ class ManagedModule(torch.nn.Module):
         self.device = None
 
 
-_CACHE: dict[str, tuple[float, MotionModel]] = {}
+# Models in memory, by (file, modification time, size). Only weak references: a model lives as long as ComfyUI
+# keeps the node output that holds it -- its output cache (bounded by the server's cache policy, emptied by /free
+# with free_memory) or a running graph -- so this never holds a checkpoint ComfyUI has let go of, and the same file
+# loaded by two nodes is one model in memory.
+_LOADED: weakref.WeakValueDictionary[tuple[str, int, int], MotionModel] = weakref.WeakValueDictionary()
+
+
+def file_key(path: str) -> tuple[str, int, int]:
+    """(real path, modification time in ns, size): a file replaced under the same name is another model."""
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_mtime_ns, stat.st_size
 
 
 def load_motion_model(path: str) -> MotionModel:
-    """Build (or reuse) the model of one checkpoint file; cached by path and modification time."""
+    """Build the model of one checkpoint file, or return the one already in memory (see ``_LOADED``)."""
     import comfy.model_management
     import comfy.model_patcher
 
     from ...models.registry import build_from_file
 
-    mtime = os.path.getmtime(path)
-    cached = _CACHE.get(path)
-    if cached is not None and cached[0] == mtime:
-        return cached[1]
+    key = file_key(path)
+    loaded = _LOADED.get(key)
+    if loaded is not None:
+        return loaded
     # ComfyUI runs nodes under torch.inference_mode; parameters made there could never take part in autograd
     # (loop guidance back-propagates through the model), so the model is built outside it.
     with torch.inference_mode(False):
@@ -75,7 +85,7 @@ def load_motion_model(path: str) -> MotionModel:
                                                load_device=comfy.model_management.get_torch_device(),
                                                offload_device=comfy.model_management.unet_offload_device())
     handle = MotionModel(family=family, config=config, patcher=patcher, name=os.path.basename(path))
-    _CACHE[path] = (mtime, handle)
+    _LOADED[key] = handle
     return handle
 
 
@@ -90,12 +100,21 @@ class LoadMotionModel(io.ComfyNode):
             category=f"{CATEGORY}/motion",
             description=("Loads a checkpoint in the pack's format (.safetensors with its family and config in the "
                          "metadata) from models/motion_models: a GID motion prior, an LVMM model, a learned "
-                         "renderer, or converted Motion-I2V weights. Kept in memory between runs and offloaded "
-                         "by ComfyUI when idle."),
+                         "renderer, or converted Motion-I2V weights. Managed like ComfyUI's own models: offloaded "
+                         "when idle, kept while ComfyUI caches the node's output, freed by 'Free model and node "
+                         "cache' (/free)."),
             inputs=[io.Combo.Input("model_name", options=folder_paths.get_filename_list(MODEL_FOLDER),
                                    tooltip="A file in ComfyUI's models/motion_models folder.")],
             outputs=[DynModel.Output("model", tooltip="The loaded motion model (family and config included).")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, model_name):
+        """A file replaced under the same name is loaded again (ComfyUI compares this between runs)."""
+        import folder_paths
+
+        path = folder_paths.get_full_path(MODEL_FOLDER, model_name)
+        return file_key(path) if path is not None and os.path.exists(path) else model_name
 
     @classmethod
     def execute(cls, model_name) -> io.NodeOutput:

@@ -66,8 +66,8 @@ from ...models.long_video import (
 )
 from ..common import CATEGORY, DynLongSchedule, NodeInputError, Progress, check_finite
 
-NODE = "LongVideoReschedule"
-SCHEDULE_NODE = "LongVideoSchedule"
+NODE_RESCHEDULE = "LongVideoReschedule"
+NODE_SCHEDULE = "LongVideoSchedule"
 NOISE_PRIORS = ["image", "trajectory", "none"]
 SHUFFLES = ["frame", "none"]
 # Their step grid is their own (DPM-Solver's time discretisation), not the scheduler's sigmas: no step M.
@@ -100,12 +100,10 @@ def _schedule_inputs() -> list:
 
 
 class LongVideoReschedule(io.ComfyNode):
-    NODE = NODE
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_RESCHEDULE,
             display_name="Long Video Reschedule",
             category=f"{CATEGORY}/long video",
             description=(
@@ -152,12 +150,13 @@ class LongVideoReschedule(io.ComfyNode):
                 long_schedule=None) -> io.NodeOutput:
         if long_schedule is not None:
             if not isinstance(long_schedule, RescheduleConfig):
-                raise NodeInputError(NODE, "long_schedule", "a DYN_LONG_SCHEDULE from Long Video Schedule",
-                                     type(long_schedule).__name__)
+                raise NodeInputError(NODE_RESCHEDULE, "long_schedule",
+                                     "a DYN_LONG_SCHEDULE from Long Video Schedule", type(long_schedule).__name__)
             config = dataclasses.replace(long_schedule, seed=int(seed))
         else:
-            config = make_config(NODE, gamma=gamma, omega=omega, num_segments=num_segments, overlap=overlap,
-                                 crossfade=crossfade, noise_prior=noise_prior, shuffle=shuffle, seed=seed)
+            config = make_config(NODE_RESCHEDULE, gamma=gamma, omega=omega, num_segments=num_segments,
+                                 overlap=overlap, crossfade=crossfade, noise_prior=noise_prior, shuffle=shuffle,
+                                 seed=seed)
         out = sample_long_video(model, positive, negative, latent, seed=int(seed), steps=int(steps), cfg=float(cfg),
                                 sampler_name=sampler_name, scheduler=scheduler, config=config,
                                 image_latent=image_latent)
@@ -165,12 +164,10 @@ class LongVideoReschedule(io.ComfyNode):
 
 
 class LongVideoSchedule(io.ComfyNode):
-    NODE = SCHEDULE_NODE
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_SCHEDULE,
             display_name="Long Video Schedule",
             category=f"{CATEGORY}/long video",
             description=(
@@ -193,7 +190,7 @@ class LongVideoSchedule(io.ComfyNode):
     @classmethod
     def execute(cls, num_segments, total_frames, gamma, omega, overlap, crossfade, noise_prior,
                 shuffle) -> io.NodeOutput:
-        config = make_config(SCHEDULE_NODE, gamma=gamma, omega=omega, num_segments=num_segments,
+        config = make_config(NODE_SCHEDULE, gamma=gamma, omega=omega, num_segments=num_segments,
                              total_frames=total_frames, overlap=overlap, crossfade=crossfade, noise_prior=noise_prior,
                              shuffle=shuffle, seed=0)
         return io.NodeOutput(config)
@@ -231,7 +228,7 @@ def frame_dim_of(samples: torch.Tensor) -> int:
 
 def sample_long_video(model, positive, negative, latent: dict, *, seed: int, steps: int, cfg: float,
                       sampler_name: str, scheduler: str, config: RescheduleConfig,
-                      image_latent: dict | None = None, node: str = NODE) -> dict:
+                      image_latent: dict | None = None, node: str = NODE_RESCHEDULE) -> dict:
     """Phased sampling of a long latent with ComfyUI's samplers (see the module docstring).
 
     Args:

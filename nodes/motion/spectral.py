@@ -21,16 +21,19 @@ from ..common import (
     mask_to_b1hw,
 )
 
+NODE_SAMPLER = "SpectralVolumeSampler"
+NODE_TO_MOTION = "SpectrumToMotion"
+NODE_FROM_VIDEO = "MotionFromVideo"
+NODE_DYNAMICS = "InteractiveDynamics"
+NODE_PREVIEW = "PreviewSpectrum"
 SOURCES = ["procedural", "reference motion", "model"]
 
 
 class SpectralVolumeSampler(io.ComfyNode):
-    NODE = "SpectralVolumeSampler"
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_SAMPLER,
             display_name="Spectral Volume Sampler",
             category=f"{CATEGORY}/motion",
             description=(
@@ -86,7 +89,7 @@ class SpectralVolumeSampler(io.ComfyNode):
         from ...ops.procedural import procedural_spectrum
         from ...ops.spectral import to_spectral_volume
 
-        node = cls.NODE
+        node = NODE_SAMPLER
         picture = image_to_bchw(image, node)[:1]
         size = tuple(picture.shape[-2:])
         brush = mask_to_b1hw(mask, size, node)
@@ -127,12 +130,10 @@ class SpectralVolumeSampler(io.ComfyNode):
 
 
 class SpectrumToMotion(io.ComfyNode):
-    NODE = "SpectrumToMotion"
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_TO_MOTION,
             display_name="Spectrum To Motion",
             category=f"{CATEGORY}/motion",
             description=("Turns a spectral volume into per-frame motion by the inverse temporal FFT. Magnify or "
@@ -157,7 +158,7 @@ class SpectrumToMotion(io.ComfyNode):
         from ...ops.spectral import scale_amplitude, to_motion
 
         if not isinstance(spectrum, SpectralVolume):
-            raise NodeInputError(cls.NODE, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
+            raise NodeInputError(NODE_TO_MOTION, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
         scaled = SpectralVolume(coeffs=scale_amplitude(spectrum.coeffs, magnify), num_frames=spectrum.num_frames,
                                 fps=spectrum.fps, norm=spectrum.norm)
         motion = to_motion(scaled, num_frames=num_frames or None, slow_factor=slow_motion,
@@ -166,12 +167,10 @@ class SpectrumToMotion(io.ComfyNode):
 
 
 class MotionFromVideo(io.ComfyNode):
-    NODE = "MotionFromVideo"
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_FROM_VIDEO,
             display_name="Motion From Video",
             category=f"{CATEGORY}/motion",
             description=("Measures the reference-anchored motion of a clip with OpenCV's DIS optical flow (no "
@@ -202,26 +201,24 @@ class MotionFromVideo(io.ComfyNode):
                 scale=1.0) -> io.NodeOutput:
         from ...ops.optical_flow import reference_anchored_motion, transfer_motion
 
-        clip = image_to_bchw(frames, cls.NODE, "frames")[::stride][:max_frames]
+        clip = image_to_bchw(frames, NODE_FROM_VIDEO, "frames")[::stride][:max_frames]
         if clip.shape[0] < 2:
-            raise NodeInputError(cls.NODE, "frames", "at least 2 frames after the stride", f"{clip.shape[0]}")
+            raise NodeInputError(NODE_FROM_VIDEO, "frames", "at least 2 frames after the stride", f"{clip.shape[0]}")
         progress = Progress(clip.shape[0])
         motion = reference_anchored_motion(clip, preset=preset, fps=fps / stride, chained=chained,
                                            progress=progress)
         if target is not None or scale != 1.0:
-            size = motion.size if target is None else tuple(image_to_bchw(target, cls.NODE, "target").shape[-2:])
-            brush = mask_to_b1hw(mask, size, cls.NODE)
+            size = motion.size if target is None else tuple(image_to_bchw(target, NODE_FROM_VIDEO, "target").shape[-2:])
+            brush = mask_to_b1hw(mask, size, NODE_FROM_VIDEO)
             motion = transfer_motion(motion, size, mask=None if brush is None else brush[0, 0], scale=scale)
         return io.NodeOutput(motion)
 
 
 class InteractiveDynamics(io.ComfyNode):
-    NODE = "InteractiveDynamics"
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_DYNAMICS,
             display_name="Interactive Dynamics (drag and release)",
             category=f"{CATEGORY}/motion",
             description=("Pull a point of the picture and let go: the spectral volume is used as an image-space "
@@ -252,10 +249,10 @@ class InteractiveDynamics(io.ComfyNode):
         from ...ops.modal import simulate_modal_response
 
         if not isinstance(spectrum, SpectralVolume):
-            raise NodeInputError(cls.NODE, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
+            raise NodeInputError(NODE_DYNAMICS, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
         h, w = spectrum.size
         if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
-            raise NodeInputError(cls.NODE, "x", f"a drag point inside the {w}x{h} picture", f"({x}, {y})")
+            raise NodeInputError(NODE_DYNAMICS, "x", f"a drag point inside the {w}x{h} picture", f"({x}, {y})")
         k = spectrum.num_frequencies
         frequencies = torch.arange(k, dtype=torch.float32) * spectrum.fps / spectrum.num_frames
         try:
@@ -263,17 +260,15 @@ class InteractiveDynamics(io.ComfyNode):
                                                    frequencies_hz=frequencies, damping=damping, mass=mass,
                                                    hold_frames=hold_frames)
         except ValueError as error:
-            raise NodeInputError(cls.NODE, "damping", "settings the simulation accepts", str(error)) from error
+            raise NodeInputError(NODE_DYNAMICS, "damping", "settings the simulation accepts", str(error)) from error
         return io.NodeOutput(Motion(displacement=displacement, fps=fps))
 
 
 class PreviewSpectrum(io.ComfyNode):
-    NODE = "PreviewSpectrum"
-
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=cls.NODE,
+            node_id=NODE_PREVIEW,
             display_name="Preview Spectrum",
             category=f"{CATEGORY}/render",
             description=("Shows a spectral volume: amplitude per frequency (brightness), phase (hue), and the power "
@@ -290,7 +285,7 @@ class PreviewSpectrum(io.ComfyNode):
         from ...ops.spectrum_viz import spectrum_maps, spectrum_power_plot
 
         if not isinstance(spectrum, SpectralVolume):
-            raise NodeInputError(cls.NODE, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
+            raise NodeInputError(NODE_PREVIEW, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
         maps = spectrum_maps(spectrum.coeffs[:max_frequencies])
         plot = spectrum_power_plot(spectrum.coeffs)
         return io.NodeOutput(maps.movedim(1, -1).contiguous(), plot[None].movedim(1, -1).contiguous())
