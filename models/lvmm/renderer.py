@@ -100,8 +100,8 @@ class NeuralRenderer(nn.Module):
             # flow / omega on the unpadded frame, resized to this level's share of it, then padded
             fh, fw = round(size[0] * h / hp), round(size[1] * w / wp)
             fl = resize_flow(flow, (fh, fw))
-            om = F.interpolate(intention, size=(fh, fw), mode="bilinear", align_corners=False,
-                               antialias=fh < intention.shape[-2])
+            om = F.interpolate(intention.float(), size=(fh, fw), mode="bilinear", align_corners=False,
+                               antialias=fh < intention.shape[-2])  # float32: no bf16 antialiasing on CPUs
             if (fh, fw) != tuple(size):
                 fl = F.pad(fl, (0, size[1] - fw, 0, size[0] - fh), mode="replicate")
                 om = F.pad(om, (0, size[1] - fw, 0, size[0] - fh), mode="replicate")
