@@ -32,7 +32,7 @@ import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 
@@ -144,6 +144,29 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected a string, got {value!r}")
         return value
     return value  # Any, dict, ...: kept as stored
+
+
+class StoredConfig:
+    """Mixin of a family's top-level config dataclass: JSON with a format version, and ``replace``.
+
+    Subclasses set ``CONFIG_VERSION`` (bump it when stored configs change meaning) and ``CONFIG_NAME`` (for
+    messages), and validate themselves in ``__post_init__``.
+    """
+
+    CONFIG_VERSION: ClassVar[int] = 1
+    CONFIG_NAME: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self, self.CONFIG_VERSION)
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Inverse of :meth:`to_dict`; ValueError on unknown keys, wrong types, limits or a newer version."""
+        stored_version(data, cls.CONFIG_NAME, cls.CONFIG_VERSION)
+        return from_dict(cls, data, ignore=("version",))
+
+    def replace(self: T, **changes) -> T:
+        return dataclasses.replace(self, **changes)
 
 
 def check_int(name: str, value: int, low: int, high: int) -> None:

@@ -22,14 +22,11 @@ is the paper's 512 x 288 setting (the same network at 128 x 72 latents).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
-from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, check_int, check_widths, from_dict, stored_version, to_dict
+from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, StoredConfig, check_int, check_widths
 from ..schedules import DiffusionConfig
-
-CONFIG_VERSION = 1
 
 
 @dataclass
@@ -74,7 +71,7 @@ class UNetConfig:
 
 
 @dataclass
-class GIDConfig:
+class GIDConfig(StoredConfig):
     """A GID motion prior: resolution, spectral conventions, and the three networks' configs.
 
     Attributes:
@@ -86,6 +83,9 @@ class GIDConfig:
         percentile: the percentile of coefficient magnitudes used as the per-frequency scale s (GID Eq. 4).
         latent_scale: multiplies VAE latents before diffusion (set by the trainer to 1 / std of the latents).
     """
+
+    CONFIG_VERSION: ClassVar[int] = 1
+    CONFIG_NAME: ClassVar[str] = "GID config"
 
     width: int = 256
     height: int = 160
@@ -145,19 +145,6 @@ class GIDConfig:
         if not (self.fps > 0 and self.latent_scale > 0 and 0 < self.percentile <= 100):
             raise ValueError(f"fps and latent_scale must be > 0 and percentile in (0, 100], got {self.fps}, "
                              f"{self.latent_scale}, {self.percentile}")
-
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self, CONFIG_VERSION)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GIDConfig:
-        """Inverse of :meth:`to_dict`; ValueError on unknown keys, wrong types, limits or a newer version."""
-        stored_version(data, "GID config", CONFIG_VERSION)
-        return from_dict(cls, data, ignore=("version",))
-
-    def replace(self, **changes) -> GIDConfig:
-        return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -54,14 +54,12 @@ Conventions (``conventions(config)`` stores them in every checkpoint):
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, check_int, check_widths, from_dict, stored_version, to_dict
+from ..config import MAX_FRAMES, MAX_LAYERS, MAX_SIZE, StoredConfig, check_int, check_widths
 from ..schedules import DiffusionConfig
 
-CONFIG_VERSION = 2  # 2: the condition encoder's CLIP tokens (version 1 configs load unchanged)
 PRESETS = ("paper", "small", "tiny")
 
 
@@ -207,7 +205,7 @@ def cosine_schedule() -> DiffusionConfig:
 
 
 @dataclass
-class LVMMConfig:
+class LVMMConfig(StoredConfig):
     """An LVMM: resolution, trajectory length, normalisation constants and the sub-networks' configs.
 
     Attributes:
@@ -222,6 +220,9 @@ class LVMMConfig:
         flow_scale: pixels (at the flow resolution) that map to 1 in the VAE's input (set by the trainer).
         latent_scale: multiplies VAE latents before diffusion (set by the trainer: 1 / std of the latents).
     """
+
+    CONFIG_VERSION: ClassVar[int] = 2  # 2: the condition encoder's CLIP tokens (version 1 configs load unchanged)
+    CONFIG_NAME: ClassVar[str] = "LVMM config"
 
     width: int = 512
     height: int = 512
@@ -318,19 +319,6 @@ class LVMMConfig:
                 raise ValueError(f"denoiser width {c} must be divisible by num_heads {d.num_heads}")
         if not 0.0 <= d.condition_dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {d.condition_dropout}")
-
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self, CONFIG_VERSION)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LVMMConfig:
-        """Inverse of :meth:`to_dict`; ValueError on unknown keys, wrong types, limits or a newer version."""
-        stored_version(data, "LVMM config", CONFIG_VERSION)
-        return from_dict(cls, data, ignore=("version",))
-
-    def replace(self, **changes) -> LVMMConfig:
-        return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ presets
     @classmethod

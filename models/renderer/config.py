@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from ..config import MAX_LAYERS, check_int, check_widths, from_dict, stored_version, to_dict
+from ..config import MAX_LAYERS, StoredConfig, check_int, check_widths, from_dict, stored_version
 
 MAX_BLOCKS = 4 * MAX_LAYERS  # residual blocks per decoder level
-CONFIG_VERSION = 3  # 2: extend_border (version 1 checkpoints were trained without it); 3: the encoder choice
 ENCODERS = ("conv", "resnet34")
 RESNET34_CHANNELS = (64, 64, 128, 256, 512)
 """Channels of pyramid levels 1 .. 5 of the ResNet-34 encoder (level 0 is the renderer's own)."""
 
 
 @dataclass
-class ImageRendererConfig:
+class ImageRendererConfig(StoredConfig):
     """Architecture of :class:`ImageRenderer` (stored as JSON in its checkpoints).
 
     Attributes:
@@ -33,6 +32,9 @@ class ImageRendererConfig:
         metric_scale: scale of the brightness-constancy metric the renderer was trained with (informative; the
             caller computes the metric).
     """
+
+    CONFIG_VERSION: ClassVar[int] = 3  # 2: extend_border (version 1 renderers were trained without it); 3: encoder
+    CONFIG_NAME: ClassVar[str] = "renderer config"
 
     channels: tuple[int, ...] = (32, 64, 128)
     decoder_channels: tuple[int, ...] | None = None
@@ -72,14 +74,11 @@ class ImageRendererConfig:
         if not self.metric_scale > 0:
             raise ValueError(f"metric_scale must be > 0, got {self.metric_scale}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**to_dict(self), "version": CONFIG_VERSION}
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRendererConfig:
         """Inverse of :meth:`to_dict` (the ``training`` notes stored beside it are ignored); ValueError on unknown
         keys, wrong types, limits or a newer version. Version 1 renderers were trained without ``extend_border``."""
-        version = stored_version(data, "renderer config", CONFIG_VERSION)
+        version = stored_version(data, cls.CONFIG_NAME, cls.CONFIG_VERSION)
         config = from_dict(cls, data, ignore=("version", "training"))
         if version < 2 and "extend_border" not in data:
             config.extend_border = False  # what those renderers were trained with
