@@ -194,6 +194,10 @@ def test_every_step_count_up_to_the_schedule_length_is_a_valid_schedule(steps):
     scheduler = LVMM(LVMMConfig.preset("tiny")).sampling_scheduler(steps)
     timesteps = scheduler.timesteps.tolist()
     assert len(set(timesteps)) == steps and 0 <= min(timesteps) and max(timesteps) <= 999
+    latents = torch.randn(1, 4, 2, 2, 2)
+    for t in scheduler.timesteps:  # every step of the sampler's loop (an IndexError at 1000 before)
+        latents = scheduler.step(torch.zeros_like(latents), t, latents).prev_sample
+    assert torch.isfinite(latents).all()
 
 
 def test_render_any_motion_by_inversion():
