@@ -44,9 +44,9 @@ def read_document(value, input_name: str = "trajectories", prefix: str = "", nes
     """
     if isinstance(value, TrajectoryDocument):
         return value
+    if isinstance(value, (Tracks, Arrows)):
+        return read_containers(value, input_name)
     obj = decode(value, input_name, prefix, nesting)
-    if isinstance(obj, (Tracks, Arrows)):
-        return read_containers(obj, input_name)
     if isinstance(obj, (torch.Tensor, np.ndarray)):
         return read_comfy(obj, input_name)
     if isinstance(obj, LinesText):
@@ -222,6 +222,8 @@ def parse_brush(text_or_obj, width: int, height: int, *, normalized="auto", out_
     width, height = _check_size(width, height)
     if isinstance(text_or_obj, str) and not text_or_obj.strip():
         return None
+    if isinstance(text_or_obj, (Tracks, Arrows)):
+        return None  # parsed containers hold no brush
     if isinstance(text_or_obj, TrajectoryDocument):
         doc = text_or_obj
     else:

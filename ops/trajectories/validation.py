@@ -199,20 +199,19 @@ def decode(value, input_name: str, prefix: str = "", nesting: int = 0):
     """The prologue: check an input's type, size and nesting, decode JSON text; no format is assumed yet.
 
     Args:
-        value: text (str / bytes), a list / tuple / dict, a tensor or array, or a parsed container.
+        value: text (str / bytes), a list / tuple / dict, or a tensor or array (parsed containers are handled by
+            the callers, :mod:`.parse`, so that this module needs none of the format modules).
         input_name: the input's name, the start of every error message.
         prefix: where in the input this value sits (e.g. ``"string 2: "``), for nested strings.
         nesting: how many JSON strings this value sits inside.
 
     Returns:
         decoded JSON (lists, dicts, numbers) for JSON text, :class:`LinesText` for other text, and lists, dicts,
-        tensors, arrays and containers as given (lists and dicts checked for depth and size).
+        tensors and arrays as given (lists and dicts checked for depth and size).
 
     Raises:
         TrajectoryFormatError: no input, an unsupported type, empty or oversized text, deep nesting, bad JSON.
     """
-    from .containers import Arrows, Tracks
-
     if nesting > MAX_STRING_NESTING:
         raise TrajectoryFormatError(input_name, f"{prefix}too deeply nested strings")
     if value is None:
@@ -235,7 +234,7 @@ def decode(value, input_name: str, prefix: str = "", nesting: int = 0):
     if isinstance(value, (list, tuple, dict)):
         _check_structure(value, input_name, prefix)
         return value
-    if isinstance(value, (torch.Tensor, np.ndarray, Tracks, Arrows)):
+    if isinstance(value, (torch.Tensor, np.ndarray)):
         return value
     raise TrajectoryFormatError(input_name, f"{prefix}unsupported input of type {type(value).__name__}: expected a "
                                             "JSON string, a list of points or a TRACKS dict")
