@@ -7,7 +7,7 @@ For every (family, preset, phase) of ``bench/train_workloads.py`` (the trainers'
 preset's shapes, random data): one sample's training step (loss, backward) is counted with torch's
 ``FlopCounterMode`` (matrix multiplications and convolutions, forward + backward), the tensors autograd saves
 for the backward pass are summed (``saved_tensors_hooks``: the activation memory per sample, float32), and the
-CPU time of a whole step at batch 1 (loss, backward, AdamW) is timed (median of 3 after a warm-up).
+CPU time of a whole step at batch 1 (loss, backward, AdamW) is timed once after that pass (``--repeats``: median).
 
 Budgets: FLOP = FLOP per sample x per-process batch x processes x steps (the trainer's default steps and batch
 for the preset). GPU time assumes 35 % of the bf16 dense peak sustained: 110 TFLOPS on an A100 (312), 58 on an
@@ -31,7 +31,7 @@ from train_workloads import FAMILIES, workloads  # noqa: E402
 A100, RTX4090 = 110e12, 58e12  # sustained FLOP/s assumed (35 % of the bf16 dense peak)
 
 
-def measure(workload, repeats: int = 3) -> dict:
+def measure(workload, repeats: int = 1) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
@@ -51,18 +51,15 @@ def measure(workload, repeats: int = 3) -> dict:
         saved[0] += t.numel() * t.element_size()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss, _ = loss_fn(model, batch)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    with FlopCounterMode(display=False) as counter:
+    # one counted pass (FLOPs and the tensors saved for backward), then `repeats` timed steps
+    with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss, _ = loss_fn(model, batch)
         loss.backward()
     flop = counter.get_total_flops()
     model.zero_grad(set_to_none=True)
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     times = []
-    for _ in range(repeats + 1):
+    for _ in range(repeats):
         start = time.perf_counter()
         loss, _ = loss_fn(model, batch)
         loss.backward()
@@ -73,7 +70,7 @@ def measure(workload, repeats: int = 3) -> dict:
     memory = 20 * trained + 4 * (total + frozen_extra - trained) + saved[0] * workload.batch_size
     return {"workload": workload.name, "sample": workload.sample, "trained_params": trained,
             "total_params": total + frozen_extra, "gflop_per_sample": flop / 1e9,
-            "activation_mib_per_sample": saved[0] / 2 ** 20, "cpu_s_per_sample_step": statistics.median(times[1:]),
+            "activation_mib_per_sample": saved[0] / 2 ** 20, "cpu_s_per_sample_step": statistics.median(times),
             "steps": workload.steps, "batch_per_process": workload.batch_size, "processes": workload.processes,
             "total_pflop": step_flop / 1e15, "a100_hours": step_flop / A100 / 3600,
             "rtx4090_hours": step_flop / RTX4090 / 3600, "gib_per_gpu": memory / 2 ** 30}
@@ -84,6 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--presets", default=None, help="e.g. gid=small,tiny;renderer=default")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="timed steps per workload (median)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -97,7 +95,7 @@ def main(argv=None) -> int:
           "| steps x batch x GPUs | PFLOP | A100-h | RTX 4090-h | GiB / GPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for workload in workloads(chosen):
-        r = measure(workload)
+        r = measure(workload, args.repeats)
         rows.append(r)
         print(f"| {r['workload']} | {r['sample']} | {r['trained_params'] / 1e6:.2f} M / {r['total_params'] / 1e6:.2f} M "
               f"| {r['gflop_per_sample']:.3g} | {r['activation_mib_per_sample']:.3g} | {r['cpu_s_per_sample_step']:.3g} "

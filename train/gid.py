@@ -27,27 +27,31 @@ Phases (each resumable; ``<work>`` defaults to ``<out>.work``):
    zero-initialised).
 
 Logs: loss per step in ``<work>/log.csv`` (phase, step, loss, lr, elapsed and the phase's parts), a line on
-stdout every --log-every steps, tqdm progress bars. AdamW (0.9, 0.999), no weight decay, gradient norm clipped
-at 1; the paper gives no optimiser settings.
+stdout every --log-every steps, tqdm progress bars, validation animations of a held-out clip and the loss curve
+(``<work>/validation/*.webp``, ``<work>/loss.png``). The recipe (``train/common.py``): AdamW (0.9, 0.999), no
+weight decay, gradient norm clipped at 1, learning-rate warm-up then constant, EMA of the weights (0.9999),
+optional bf16 / fp16, gradient accumulation and checkpointing; the paper gives no optimiser settings. The tiny
+preset keeps a plain constant rate without EMA (what the tests train).
 
-Compute (FLOPs from torch's FLOP counter on these networks; GPU hours assume ~35% of an A100's bf16 peak, about
-110 TFLOPS sustained: orders of magnitude, not promises):
+Presets and their compute (``bench/bench_train_presets.py``: FLOPs counted by torch on these networks; GPU time
+at 35 % of the bf16 peak, 110 TFLOPS per A100 and 58 per RTX 4090, an order of magnitude; the tables in the
+README and ``bench/RESULTS.md``):
 
-* full (256 x 160, T = 150, K = 16; VAE 3.5 M, U-Net 100 M parameters, 64 x 40 latents). Per slice: U-Net
-  forward 42 GFLOP, VAE encode 16 + decode 28 GFLOP. A step of 32 slices: VAE ~4.2 TFLOP, stage 1 ~4.5 TFLOP,
-  stage 2 ~3.8 TFLOP. The default 100k + 300k + 50k steps: ~2e18 FLOP, about 5 A100-hours (a day or two on one
-  consumer GPU). The paper's budget (~6 days on 16 A100s, ~2300 GPU-hours, >150k clips) is ~500x larger: more
-  steps and larger batches improve the prior; the code does not change. Data preparation: T - 1 = 149 DIS flows
-  per sample (0.14 s per 256 x 160 flow on a shared 2-core CPU: ~20 s per sample and core); the cache holds
-  ~5.3 MB per sample (float16 spectra): 10k samples ~ 53 GB.
-* small (128 x 80, T = 150, K = 16; VAE 0.9 M, U-Net 25 M, 32 x 20 latents): 2.6 GFLOP per slice for the
-  U-Net and for the VAE; the default 20k + 60k + 10k steps are ~2.5e16 FLOP: under an hour on one GPU, about
-  two weeks on a 2-core CPU. Cache ~1.3 MB per sample.
+* full (256 x 160, T = 150, K = 16; VAE 3.5 M, U-Net 90 M trained + 14 M frequency attention, 64 x 40 latents):
+  the paper's scale. Per slice and step 112 GFLOP (VAE), 130 (stage 1); 1.7 TFLOP per 16-slice volume
+  (stage 2). Defaults 200k + 1.5M + 200k steps of 32 slices (2 volumes) per GPU on 16 GPUs: ~310 A100-hours
+  (~19 h on 16 A100s at 35 %; the paper: ~6 days on 16 A100s, ~2300 GPU-hours, >150k clips). Data preparation:
+  T - 1 = 149 DIS flows per sample (0.14 s per 256 x 160 flow on a shared 2-core CPU: ~20 s per sample and core);
+  the cache holds ~5.3 MB per sample (float16 spectra): 10k samples ~ 53 GB.
+* small (128 x 80, T = 150, K = 16; VAE 0.9 M, U-Net 22 M + 3.6 M, 32 x 20 latents): 7 (VAE) and 8.3 (stage 1)
+  GFLOP per slice; 200k + 1M + 200k steps of 32 slices on one GPU: ~1.7 h of RTX 4090 compute at 35 %, so a
+  day even at a few % utilisation. Cache ~1.3 MB per sample.
 * tiny (64 x 40, T = 16, K = 4): tests; seconds per phase on a CPU.
 
-Multi-GPU: ``accelerate launch`` gives each process a shard of the data (``prepare``); the flow computation
-of phase 1 is split between the processes too. Mixed precision: --mixed-precision bf16 (or accelerate's
-config). Do not run two trainings in the same --work-dir.
+Multi-GPU: ``accelerate launch --multi_gpu --num_processes N`` (or ``accelerate config``) runs N processes: each
+takes its share of every global batch (``train.common.ResumableLoader``) and the flow computation of phase 1 is
+split between them too; --batch-size is per process. Mixed precision: --mixed-precision bf16. Do not run two
+trainings in the same --work-dir.
 """
 from __future__ import annotations
 
@@ -91,7 +95,8 @@ from .validation import side_by_side
 from .video_io import read_video_cropped
 
 PHASES = ("vae", "stage1", "stage2")
-DEFAULT_STEPS = {"full": (100_000, 300_000, 50_000), "small": (20_000, 60_000, 10_000), "tiny": (200, 300, 50)}
+DEFAULT_STEPS = {"full": (200_000, 1_500_000, 200_000), "small": (200_000, 1_000_000, 200_000),
+                 "tiny": (200, 300, 50)}
 RECIPES = {"full": Recipe("constant", warmup_steps=5000, ema_decay=0.9999, validate_every=5000),
            "small": Recipe("constant", warmup_steps=1000, ema_decay=0.9999, validate_every=2000),
            "tiny": Recipe()}
@@ -322,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="T, frames per sample incl. the start (default 150)")
     p.add_argument("--num-frequencies", type=int, default=None, help="K (default 16)")
     p.add_argument("--steps", default=None,
-                   help="VAE,STAGE1,STAGE2 optimisation steps (default per preset: full 100000,300000,50000)")
+                   help="VAE,STAGE1,STAGE2 optimisation steps (default per preset: full 200000,1500000,200000)")
     p.add_argument("--batch-size", type=int, default=32, help="slices per step in the vae and stage1 phases")
     p.add_argument("--stage2-batch-size", type=int, default=2, help="samples (of K slices each) per stage-2 step")
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the U-Net stages")

@@ -36,8 +36,24 @@ norm clipped at 1. --max-seconds gives the whole run a time budget: each remaini
 remaining time and ends early (state saved) when it is used up (the paper's step counts are never reached on a
 laptop; this is how the tests and ``train_tiny_lvmm`` make a small working model quickly).
 
-Compute at the ``paper`` preset (93 M parameters; order of magnitude): the paper reports ~224 A100-days for
-P + R + VAE on WebVid-10M, ~32 for the renderer fine-tune and ~64 for the denoiser (supplement Sec. 2.3).
+The recipe (``train/common.py``): warm-up then constant learning rate, EMA of the weights (0.9999), optional
+bf16 / fp16, gradient accumulation and checkpointing, validation animations of a held-out clip and the loss
+curve in the work folder (``<work>/validation/*.webp``, ``<work>/loss.png``); the tiny preset keeps a plain
+constant rate without EMA. Condition: the self-contained CNN tokens, and / or one token from the user's CLIP
+vision model (--clip-vision) and one from a CLIP-L text encoder with captions (--text-encoder, --captions):
+``models/lvmm/clip.py``.
+
+Presets and their compute (``bench/bench_train_presets.py``; GPU time at 35 % of the bf16 peak: 110 TFLOPS per
+A100, 58 per RTX 4090):
+
+* paper (512 x 512, K = 8; 87 M parameters): 347 / 366 / 356 GFLOP per frame pair and step (P + R, VAE,
+  fine-tune), 74 per trajectory (denoiser). Defaults 1M + 700k + 100k + 1M steps, 8 pairs / 5 trajectories per
+  GPU on 32 GPUs (the paper's global denoiser batch of 160): ~440 A100-hours in bf16 (the paper trained in
+  fp32, ~16x slower per FLOP: ~7000 A100-hours; it reports ~1 week for P + R, ~1 week for the VAE and ~2 weeks
+  for the denoiser on 32 A100s, supplement Sec. 2.3).
+* small (256 x 256, K = 8; 21 M parameters): ~20 GFLOP per pair, 5 per trajectory; 300k + 200k + 30k + 300k
+  steps on one GPU: ~0.5 h of RTX 4090 compute at 35 %, a day at a few % utilisation.
+* tiny (64 x 64, K = 4): tests, a minute on a CPU.
 """
 from __future__ import annotations
 
@@ -82,7 +98,7 @@ from .validation import side_by_side
 from .video_io import read_video_cropped
 
 PHASES = ("pr", "vae", "finetune", "denoiser")
-DEFAULT_STEPS = {"paper": (300_000, 200_000, 20_000, 300_000), "small": (60_000, 40_000, 5_000, 60_000),
+DEFAULT_STEPS = {"paper": (1_000_000, 700_000, 100_000, 1_000_000), "small": (300_000, 200_000, 30_000, 300_000),
                  "tiny": (300, 200, 0, 300)}
 DEFAULT_MIN_PSNR = {"paper": 31.14, "small": 25.0, "tiny": 12.0}
 RECIPES = {"paper": Recipe("constant", warmup_steps=5000, ema_decay=0.9999, validate_every=5000),

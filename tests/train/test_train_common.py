@@ -19,6 +19,7 @@ from imagedynamics.train.common import (
     make_lr_scheduler,
     phase_state_path,
     read_log,
+    split_validation,
     train_phase,
 )
 from imagedynamics.train.validation import plot_losses, side_by_side, write_animation
@@ -231,3 +232,20 @@ def test_gradient_checkpointing_switches_on_and_keeps_the_gradients():
     for a, p in zip(plain, vae.parameters()):
         assert torch.allclose(a, p.grad, atol=1e-6)
     assert enable_gradient_checkpointing(torch.nn.Linear(2, 2)) == 0
+
+
+def test_the_validation_video_is_held_out(tmp_path):
+    import argparse
+
+    videos = [tmp_path / f"{name}.mp4" for name in ("a", "b", "c")]
+    for v in videos:
+        v.write_bytes(b"")
+    on, off = Recipe(validate_every=10), Recipe()
+    none = argparse.Namespace(validation_video=None)
+    assert split_validation(videos, none, off) == (videos, None, False)
+    assert split_validation(videos, none, on) == (videos[:2], videos[2], True)  # the last one is left out
+    chosen = argparse.Namespace(validation_video=str(videos[0]))
+    assert split_validation(videos, chosen, on) == (videos[1:], videos[0], True)
+    assert split_validation(videos[:1], none, on) == (videos[:1], videos[0], False)  # one video: not held out
+    with pytest.raises(ValueError, match="--validation-video"):
+        split_validation(videos, argparse.Namespace(validation_video=str(tmp_path / "missing.mp4")), on)

@@ -42,7 +42,9 @@ def run(tmp_path_factory, one_thread):
     assert not out.exists()
 
     progress = []
-    assert main(_args(videos, out, "--resume"), progress=lambda done, total: progress.append((done, total))) == 0
+    held_out = ("--validate-every", "1000", "--validation-video", str(clip_path("bigbuckbunny")))  # phase ends only
+    assert main(_args(videos, out, "--resume", *held_out),
+                progress=lambda done, total: progress.append((done, total))) == 0
     return {"out": out, "work": work, "first": first, "data_mtimes": data_mtimes, "progress": progress}
 
 
@@ -107,3 +109,14 @@ def test_cli_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no video files"):
         main(["--videos", str(tmp_path / "empty"), "--out", str(tmp_path / "m.safetensors"), "--preset", "tiny"])
+
+
+def test_validation_animations_of_the_held_out_clip(run):
+    from PIL import Image
+
+    folder = run["work"] / "validation"
+    names = sorted(p.name for p in folder.glob("*.webp"))
+    assert names == ["stage1-0000080.webp", "stage2-0000016.webp"]  # the VAE phase ended before the resume
+    with Image.open(folder / "stage2-0000016.webp") as webp:
+        assert webp.n_frames == 16 and webp.size == (2 * 64 + 2, 40)  # measured | sampled motion, T = 16 frames
+    assert (run["work"] / "loss.png").exists()

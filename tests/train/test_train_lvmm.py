@@ -83,7 +83,8 @@ def test_main_runs_all_stages_resumes_and_the_loss_falls(tmp_path, videos):
     assert not out.exists()
     assert [int(r["step"]) for r in _pr_rows(read_log(work / "log.csv"))] == list(range(1, 26))
 
-    assert main(args + ["--resume"]) == 0
+    assert main(args + ["--resume", "--validate-every", "1000", "--validation-video",
+                        str(clip_path("carphone_pristine"))]) == 0
     rows = read_log(work / "log.csv")
     steps = {phase: [int(r["step"]) for r in rows if r["phase"] == phase] for phase in ("pr", "vae", "finetune",
                                                                                       "denoiser")}
@@ -98,6 +99,13 @@ def test_main_runs_all_stages_resumes_and_the_loss_falls(tmp_path, videos):
     assert model.config.latent_scale == pytest.approx(state["latent_scale"])
     assert model.config.fps == pytest.approx(25.0 / 2)
     assert meta["conventions"]["num_frames"] == 4
+    # a validation animation of the held-out clip at the end of every phase run after the resume
+    from PIL import Image
+
+    names = sorted(p.name for p in (work / "validation").glob("*.webp"))
+    assert names == ["denoiser-0000006.webp", "finetune-0000002.webp", "pr-0000040.webp", "vae-0000006.webp"]
+    with Image.open(work / "validation" / "denoiser-0000006.webp") as webp:
+        assert webp.n_frames == 5 and webp.size == (2 * 64 + 2, 64)  # real | sampled, K + 1 = 5 frames
 
 
 def test_command_line_errors(tmp_path, videos):
