@@ -95,7 +95,7 @@ def test_losses_exact_cases():
 
 
 def test_training_loss_falls_and_checkpoint_loads(tmp_path):
-    out, work = _run(tmp_path, "--steps", "40")
+    out, work = _run(tmp_path, "--steps", "40", "--validate-every", "20", "--validation-video", str(clip_path("bikes")))
     rows = read_log(work / "log.csv")
     losses = [float(r["loss"]) for r in rows]
     assert [int(r["step"]) for r in rows] == list(range(1, 41))
@@ -107,6 +107,13 @@ def test_training_loss_falls_and_checkpoint_loads(tmp_path):
     assert config["training"]["steps"] == 40
     assert model.out.weight.abs().sum() > 0  # the zero-initialised residual has been trained
     assert json.loads((work / "state.json").read_text())["step"] == 40
+    # the held-out clip's first frame splatted to its next 3 frames, beside the real ones, at steps 20 and 40
+    from PIL import Image
+
+    assert sorted(p.name for p in (work / "validation").glob("*.webp")) == ["renderer-0000020.webp",
+                                                                           "renderer-0000040.webp"]
+    with Image.open(work / "validation" / "renderer-0000040.webp") as webp:
+        assert webp.n_frames == 4 and webp.size[0] == 2 * 64 + 2
 
 
 def test_resume_continues_from_saved_step(tmp_path):
