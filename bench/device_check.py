@@ -53,6 +53,9 @@ def _sync(device: torch.device) -> None:
 
 def _reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
+        import gc
+
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -135,6 +138,8 @@ def check_training(workload, accelerator, steps: int) -> dict:
         start = time.perf_counter()
         train_phase(accelerator, phase, pathlib.Path(work), log, save_every=10 ** 9, log_every=10 ** 9, seed=0,
                     progress=progress)
+    del model, params, phase
+    accelerator.free_memory()  # drop accelerate's references to the prepared model and optimiser
     timed = stamps[2:] if len(stamps) > 3 else stamps
     seconds = (timed[-1] - timed[0]) / max(len(timed) - 1, 1) if len(timed) > 1 else stamps[-1] - start
     return {"batch": batch, "steps": steps, "seconds_per_step": seconds, "samples_per_s": batch / seconds,
@@ -163,65 +168,81 @@ def _both(device, fn):
     return ref, t32, t16, peak, relative_rms(low, ref)
 
 
-def sampler_checks(size: str, device: torch.device, steps: int) -> list[dict]:
+def _row(name: str, unit: str, count: int, t32: float, t16: float, peak, rel: float) -> dict:
+    return {"sampler": name, "unit": unit, "per_s_fp32": count / t32, "per_s_bf16": count / t16, "peak_gib": peak,
+            "relative_rms": rel, "bf16_matches": rel < SAMPLE_TOLERANCE}
+
+
+def _gid(preset: str, picture: torch.Tensor, steps: int) -> list[dict]:
     from imagedynamics.models.gid.config import GIDConfig
     from imagedynamics.models.gid.model import GIDModel
     from imagedynamics.models.gid.sampler import sample_spectrum
+
+    device = picture.device
+    model = GIDModel(GIDConfig.preset(preset)).to(device).eval()
+    _, t32, t16, peak, rel = _both(device, lambda: sample_spectrum(model, picture, num_steps=steps, seed=0))
+    return [_row(f"gid/{preset} sample_spectrum ({steps} DDIM steps)", "spectra", 1, t32, t16, peak, rel)]
+
+
+def _lvmm(preset: str, picture: torch.Tensor, steps: int) -> list[dict]:
     from imagedynamics.models.long_video import RescheduleConfig
     from imagedynamics.models.lvmm import LVMM, LVMMConfig
     from imagedynamics.models.lvmm.sampler import render_with_lvmm, sample_latent_motion
+
+    device = picture.device
+    model = LVMM(LVMMConfig.preset(preset)).to(device).eval()
+    rows = []
+    _, t32, t16, peak, rel = _both(device, lambda: sample_latent_motion(model, picture, steps=steps,
+                                                                        seed=0).displacement)
+    rows.append(_row(f"lvmm/{preset} sample_latent_motion ({steps} steps)", "motions", 1, t32, t16, peak, rel))
+    sampled = sample_latent_motion(model, picture, steps=steps, seed=0)
+    _, t32, t16, peak, rel = _both(device, lambda: render_with_lvmm(model, picture, sampled))
+    rows.append(_row(f"lvmm/{preset} render_with_lvmm", "frames", sampled.num_frames, t32, t16, peak, rel))
+    segments = RescheduleConfig(num_segments=3)
+    _, t32, t16, peak, rel = _both(device, lambda: sample_latent_motion(
+        model, picture, num_frames=3 * model.config.num_frames + 1, steps=steps, seed=0,
+        long_video=segments).displacement)
+    rows.append(_row(f"lvmm/{preset} phased long video (3 segments)", "motions", 1, t32, t16, peak, rel))
+    return rows
+
+
+def _renderers(presets: tuple[str, ...], picture: torch.Tensor, frames: int) -> list[dict]:
     from imagedynamics.models.renderer import ImageRenderer, ImageRendererConfig, render_frames_learned
     from imagedynamics.ops.render import motion_magnitude_metric, render_frames
 
-    gid_preset = {"tiny": "tiny", "small": "small", "full": "full"}[size]
-    lvmm_preset = {"tiny": "tiny", "small": "small", "full": "paper"}[size]
-    side = {"tiny": 64, "small": 256, "full": 512}[size]
-    frames = {"tiny": 8, "small": 24, "full": 48}[size]
-    rows = []
-    torch.manual_seed(0)
-    picture = torch.rand(1, 3, side, side, device=device)
-
-    def row(name, unit, count, ref_t, low_t, peak, rel):
-        rows.append({"sampler": name, "unit": unit, "per_s_fp32": count / ref_t, "per_s_bf16": count / low_t,
-                     "peak_gib": peak, "relative_rms": rel, "bf16_matches": rel < SAMPLE_TOLERANCE})
-
-    gid = GIDModel(GIDConfig.preset(gid_preset)).to(device).eval()
-    _, t32, t16, peak, rel = _both(device, lambda: sample_spectrum(gid, picture, num_steps=steps, seed=0))
-    row(f"gid/{gid_preset} sample_spectrum ({steps} DDIM steps)", "spectra", 1, t32, t16, peak, rel)
-
-    lvmm = LVMM(LVMMConfig.preset(lvmm_preset)).to(device).eval()
-    _, t32, t16, peak, rel = _both(device, lambda: sample_latent_motion(lvmm, picture, steps=steps,
-                                                                             seed=0).displacement)
-    row(f"lvmm/{lvmm_preset} sample_latent_motion ({steps} steps)", "motions", 1, t32, t16, peak, rel)
-    sampled = sample_latent_motion(lvmm, picture, steps=steps, seed=0)
-    _, t32, t16, peak, rel = _both(device, lambda: render_with_lvmm(lvmm, picture, sampled))
-    row(f"lvmm/{lvmm_preset} render_with_lvmm", "frames", sampled.num_frames, t32, t16, peak, rel)
-    segments = RescheduleConfig(num_segments=3)
-    _, t32, t16, peak, rel = _both(device, lambda: sample_latent_motion(
-        lvmm, picture, num_frames=3 * lvmm.config.num_frames + 1, steps=steps, seed=0,
-        long_video=segments).displacement)
-    row(f"lvmm/{lvmm_preset} phased long video (3 segments)", "motions", 1, t32, t16, peak, rel)
-
+    device, side = picture.device, picture.shape[-1]
     yy = torch.linspace(-1, 1, side, device=device).view(1, 1, side, 1)
     wave = torch.sin(torch.linspace(0, 2 * math.pi, frames, device=device)).view(frames, 1, 1, 1)
     displacement = torch.cat([4 * wave * (1 - yy.abs()).expand(frames, 1, side, side),
                               torch.zeros(frames, 1, side, side, device=device)], 1)
     metric = motion_magnitude_metric(displacement)
-    renderers = {"tiny": ("tiny",), "small": ("small",), "full": ("default", "resnet34")}[size]
-    for name in renderers:
-        renderer = ImageRenderer(ImageRendererConfig.preset(name)).to(device).eval()
-        torch.nn.init.normal_(renderer.out.weight, std=1e-2)  # a non-zero residual, as after training
-        _, t32, t16, peak, rel = _both(device, lambda r=renderer: render_frames_learned(r, picture, displacement,
-                                                                                        metric))
-        row(f"renderer/{name} render_frames_learned ({side}^2)", "frames", frames, t32, t16, peak, rel)
+    rows = []
+    for name in presets:
+        model = ImageRenderer(ImageRendererConfig.preset(name)).to(device).eval()
+        torch.nn.init.normal_(model.out.weight, std=1e-2)  # a non-zero residual, as after training
+        _, t32, t16, peak, rel = _both(device, lambda m=model: render_frames_learned(m, picture, displacement,
+                                                                                     metric))
+        rows.append(_row(f"renderer/{name} render_frames_learned ({side}^2)", "frames", frames, t32, t16, peak,
+                         rel))
+        del model
     with torch.no_grad():
         _, t32, peak = _timed(device, lambda: render_frames(picture, displacement, metric))
     rows.append({"sampler": f"pixel renderer render_frames ({side}^2, fp32)", "unit": "frames",
                  "per_s_fp32": frames / t32, "per_s_bf16": None, "peak_gib": peak, "relative_rms": None,
                  "bf16_matches": None})
-
-    rows.extend(_motion_i2v(size, device, steps))
     return rows
+
+
+def sampler_checks(size: str, device: torch.device, steps: int) -> list[dict]:
+    """Every sampler at ``size`` (tiny / small / full); each model is freed before the next is built."""
+    side = {"tiny": 64, "small": 256, "full": 512}[size]
+    torch.manual_seed(0)
+    picture = torch.rand(1, 3, side, side, device=device)
+    return [*_gid(size, picture, steps),
+            *_lvmm({"tiny": "tiny", "small": "small", "full": "paper"}[size], picture, steps),
+            *_renderers({"tiny": ("tiny",), "small": ("small",), "full": ("default", "resnet34")}[size], picture,
+                        {"tiny": 8, "small": 24, "full": 48}[size]),
+            *_motion_i2v(size, device, steps)]
 
 
 def _motion_i2v(size: str, device: torch.device, steps: int) -> list[dict]:

@@ -5,9 +5,12 @@ Usage::
     python scripts/train.py gid      --videos DIR --out ComfyUI/models/motion_models/gid.safetensors [...]
     python scripts/train.py lvmm     --videos DIR --out .../lvmm.safetensors [...]
     python scripts/train.py renderer --videos DIR --out .../renderer.safetensors [...]
-    accelerate launch scripts/train.py gid ...        # the same command on many GPUs and machines
+    accelerate launch --multi_gpu --num_processes 8 scripts/train.py gid ...   # the same command on 8 GPUs
+    accelerate config && accelerate launch scripts/train.py gid ...           # several machines
 
-``python scripts/train.py <family> --help`` lists a family's options.
+``python scripts/train.py <family> --help`` lists a family's options (the recipe flags are shared:
+--lr-schedule, --warmup-steps, --ema-decay, --gradient-accumulation, --gradient-checkpointing, --validate-every,
+--mixed-precision; see train/common.py).
 """
 from __future__ import annotations
 

@@ -365,7 +365,7 @@ class RendererValidation:
     """The validation animation: the first frame of the held-out clip splatted to each later frame of its first
     pairs (gaps 1 .. --max-gap), next to the real frames (left: real, right: rendered)."""
 
-    def __init__(self, cache_file: pathlib.Path, loss: RendererLoss, long_side: int):
+    def __init__(self, cache_file: pathlib.Path, loss: RendererLoss):
         from safetensors.torch import load_file
 
         data = load_file(str(cache_file))
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
 
     validate = None
     if validation_video is not None:
-        validate = RendererValidation(prepare_video(validation_video, cache, settings), loss, args.long_side)
+        validate = RendererValidation(prepare_video(validation_video, cache, settings), loss)
     phase = Phase(PHASE, model, list(model.parameters()), loader, loss, args.steps, args.lr, recipe=recipe,
                   validate=validate)
     try:
