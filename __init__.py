@@ -10,9 +10,11 @@ WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint():
+    from .nodes.example_inputs import provide_example_inputs
     from .nodes.extension import ImageDynamicsExtension, register_model_folder
 
     register_model_folder()  # older hosts (0.3.x) never call ComfyExtension.on_load
+    provide_example_inputs()  # the pictures and clips the example workflows (templates) load
     return ImageDynamicsExtension()
 
 

@@ -42,7 +42,7 @@ def best_of(repeats: int, fn) -> float:
 
 
 def main() -> None:
-    rgba = np.asarray(Image.open(ROOT / "examples" / "astronaut.png"))
+    rgba = np.asarray(Image.open(ROOT / "example_inputs" / "astronaut.png"))
     image = torch.from_numpy(rgba[..., :3].copy()).float().div(255).permute(2, 0, 1)[None]
     mask = torch.from_numpy((rgba[..., 3] == 0).astype(np.float32))
     h, w = mask.shape

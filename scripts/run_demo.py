@@ -21,7 +21,7 @@ WORKFLOW = ROOT / "workflows" / "cinemagraph.json"
 def main() -> int:
     base = ROOT / ".host" / "demo-base"
     (base / "input").mkdir(parents=True, exist_ok=True)
-    for picture in (ROOT / "examples").glob("*.png"):
+    for picture in (ROOT / "example_inputs").glob("*.png"):
         shutil.copy(picture, base / "input" / picture.name)
     out_dir = ROOT / "output"
     out_dir.mkdir(exist_ok=True)

@@ -276,8 +276,11 @@ class PreviewSpectrum(io.ComfyNode):
             inputs=[DynSpectrum.Input("spectrum", tooltip="A spectral volume."),
                     io.Int.Input("max_frequencies", default=8, min=1, max=64,
                                  tooltip="How many frequencies to show as maps.")],
-            outputs=[io.Image.Output("maps", tooltip="One picture per frequency: phase as hue, amplitude as value."),
-                     io.Image.Output("power", tooltip="The power of each frequency as a bar plot.")],
+            outputs=[io.Image.Output("maps", display_name="maps",
+                                     tooltip="One picture per frequency: phase as hue, amplitude as value."),
+                     io.Image.Output("power", display_name="power",
+                                     tooltip="The mean power of each frequency, a bar plot with axes (Hz, log "
+                                     "power in px^2).")],
         )
 
     @classmethod

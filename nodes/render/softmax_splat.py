@@ -64,7 +64,11 @@ class SoftmaxSplatRender(io.ComfyNode):
                                "LoadMotionModel: its decoder fills disocclusions instead of the push-pull fill; "
                                "LVMM's intention maps gate what is warped."),
             ],
-            outputs=[io.Image.Output("frames", tooltip="One frame per motion frame, at the picture's size.")],
+            outputs=[io.Image.Output("frames", display_name="frames",
+                                     tooltip="One frame per motion frame, at the picture's size."),
+                     io.Float.Output("fps", display_name="fps",
+                                     tooltip="The motion's frame rate: connect it to the Save / Create Video node's "
+                                     "fps so that it is set in one place, where the motion is made.")],
         )
 
     @classmethod
@@ -85,7 +89,8 @@ class SoftmaxSplatRender(io.ComfyNode):
             raise NodeInputError(NODE, "metric", f"one of {', '.join(METRICS)}", repr(metric))
         chosen = handler(MetricInputs(metric_scale, motion, size, pictures[:1], metric_mask, depth, target_frames))
         if renderer is not None:
-            return io.NodeOutput(_render_learned(renderer, pictures, motion, chosen.metric, chunk_size))
+            return io.NodeOutput(_render_learned(renderer, pictures, motion, chosen.metric, chunk_size),
+                                 float(motion.fps))
         splat_metric, confidence = chosen.metric, chosen.confidence
         blend = None if motion.blend is None else (motion.blend.displacement, motion.blend.weight)
         total = motion.num_frames
@@ -101,7 +106,7 @@ class SoftmaxSplatRender(io.ComfyNode):
                                      on_frames=lambda done, _t, i=index: progress(i * total + done))
             logger.info("%s: picture %d: %d frames, holes before filling mean %.2f%% max %.2f%%", NODE, index,
                         total, 100 * float(holes.mean()), 100 * float(holes.max()))
-        return io.NodeOutput(out.clamp_(0, 1))
+        return io.NodeOutput(out.clamp_(0, 1), float(motion.fps))
 
 
 def _render_learned(renderer, pictures: torch.Tensor, motion: Motion, metric, chunk_size: int) -> torch.Tensor:

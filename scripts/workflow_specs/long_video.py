@@ -11,18 +11,23 @@ latent with the model's VAE (VAEDecode -> SaveAnimatedWEBP / CreateVideo).
 """
 from __future__ import annotations
 
-from workflow_format import Node
+from workflow_format import Node, Workflow
 
 TINY_VIDEO_MODEL = "tiny_cosmos_predict2_long_video.safetensors"
 
 
-def long_video_core() -> list[Node]:
+def long_video_core() -> Workflow:
     """Five 4-frame latent segments joined with a 1-frame cross-fade: 16 latent frames from 22 evaluations.
 
     12 steps, gamma 0.8: the first segment takes 12, each later one 12 - ceil(0.8 x 12) = 2, the image noise prior 2
     (12 + 4 x 2 + 2 = 22; five KSampler runs: 60).
     """
-    return [
+    return Workflow("A long clip from a core video model: Long Video Reschedule", """
+**Long Video Reschedule** samples 5 segments of one video model's latent clip into one long latent: the later
+segments share the first one's early denoising steps (the long-animation paper's phased inference with a shared
+noise reschedule, gamma 0.8), so 16 latent frames take 22 model evaluations instead of 60, and the segments join
+with a 1-frame cross-fade. Here a tiny stand-in model and conditioning run in seconds; with a real model, decode
+the long latent with its VAE (VAE Decode -> Save Animated WEBP).""", [
         Node(1, "UNETLoader", {"unet_name": TINY_VIDEO_MODEL, "weight_dtype": "default"},
              title="Video model (here: a tiny test Cosmos-Predict2; e.g. Wan 2.1 T2V)", size=(380, 110)),
         Node(2, "LotusConditioning", {}, title="Prompt stand-in (real model: CLIPTextEncode)", size=(320, 60)),
@@ -35,7 +40,7 @@ def long_video_core() -> list[Node]:
              {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent": (4, 0)}, size=(340, 420)),
         Node(6, "SaveLatent", {"filename_prefix": "ImageDynamics/long_video"}, {"samples": (5, 0)},
              title="Save the long latent (real model: VAEDecode -> SaveAnimatedWEBP)", size=(360, 80)),
-    ]
+    ], thumbnail="graph")
 
 
 WORKFLOWS = {"long_video_core": long_video_core}

@@ -1,44 +1,56 @@
 """Example graphs of LVMM: animate a picture, transfer a video's motion, and a long motion in segments."""
 from __future__ import annotations
 
-from workflow_format import Node
+from workflow_format import Node, Workflow
 
-from .training_free import EXAMPLE_PICTURE, REFERENCE_VIDEO, save
+from .training_free import PICTURE_SIZE, REFERENCE_VIDEO, picture, save
 
 # The tests train this tiny model in about half a minute; users pick their own trained checkpoint.
 LVMM_MODEL = "lvmm_tiny.safetensors"
+GRAPH = "graph"  # the tiny test model's frames say little about what a trained LVMM does
+
+RENDER = ("**Softmax Splat Render** renders it with the same model's intention-gated renderer (connected as "
+          "`renderer`), at the frame rate the model was trained at.")
 
 
 def _base(name: str, predict: dict, links: dict, extra: list[Node]) -> list[Node]:
     return [
-        Node(1, "LoadImage", {"image": EXAMPLE_PICTURE}, size=(320, 360)),
+        picture(),
         Node(2, "LoadMotionModel", {"model_name": LVMM_MODEL}),
         Node(3, "PredictLatentMotion", {"steps": 8, "cfg": 1.0, "seed": 5, **predict},
-             {"model": (2, 0), "image": (1, 0), **links}, size=(360, 360)),
+             {"model": (2, 0), "image": (1, 0), **links}),
         Node(4, "SoftmaxSplatRender", {}, {"image": (1, 0), "motion": (3, 0), "renderer": (2, 0)}),
-        save(5, 4, name, fps=12.0),
+        save(5, 4, name),
         *extra,
     ]
 
 
-def lvmm_animate() -> list[Node]:
-    """A picture animated by motion sampled from LVMM's latent motion space, rendered by its own renderer."""
-    return _base("lvmm_animate", {"num_frames": 0, "slow_motion": 2.0}, {}, [])
+def lvmm_animate() -> Workflow:
+    return Workflow("LVMM: animate a picture with a trained latent motion model", f"""
+**Predict Latent Motion** samples a trajectory in the latent motion space of an LVMM trained on videos (**Load
+Motion Model**) for the picture, and decodes it into per-frame motion with intention maps (`num_frames` 0 = the
+model's own length, here slowed down twice). {RENDER}""", _base("lvmm_animate", {"num_frames": 0, "slow_motion": 2.0},
+                                                               {}, []), thumbnail=GRAPH)
 
 
-def lvmm_motion_transfer() -> list[Node]:
-    """The motion of a video clip put on the picture (LVMM Fig. 4)."""
-    return _base("lvmm_motion_transfer", {"num_frames": 12}, {"transfer_from": (7, 0)}, [
-        Node(6, "LoadVideo", {"file": REFERENCE_VIDEO}, size=(320, 360)),
-        Node(7, "GetVideoComponents", {}, {"video": (6, 0)}),
-    ])
+def lvmm_motion_transfer() -> Workflow:
+    return Workflow("LVMM: a video's motion on a picture", f"""
+With `transfer_from`, **Predict Latent Motion** encodes the clip's motion into the model's latent motion space and puts
+it on the picture (LVMM Fig. 4) instead of sampling one. {RENDER}""", _base(
+        "lvmm_motion_transfer", {"num_frames": 12}, {"transfer_from": (7, 0)}, [
+            Node(6, "LoadVideo", {"file": REFERENCE_VIDEO}, size=PICTURE_SIZE),
+            Node(7, "GetVideoComponents", {}, {"video": (6, 0)}),
+        ]), thumbnail=GRAPH)
 
 
-def lvmm_long() -> list[Node]:
-    """A motion longer than the model's K latent frames, by phased inference with the shared noise reschedule."""
-    return _base("lvmm_long", {"num_frames": 25}, {"long_schedule": (6, 0)}, [
-        Node(6, "LongVideoSchedule", {"num_segments": 3, "gamma": 0.8, "omega": 0.2}),
-    ])
+def lvmm_long() -> Workflow:
+    return Workflow("LVMM: a motion longer than the model's, in phased segments", f"""
+**Long Video Schedule** makes **Predict Latent Motion** sample 25 frames, more than the model's K latent frames, in 3
+overlapping segments that share their early denoising steps (the long-animation paper's phased inference with a
+shared noise reschedule), so the segments join without a seam. {RENDER}""", _base(
+        "lvmm_long", {"num_frames": 25}, {"long_schedule": (6, 0)}, [
+            Node(6, "LongVideoSchedule", {"num_segments": 3, "gamma": 0.8, "omega": 0.2}),
+        ]), thumbnail=GRAPH)
 
 
 # An LVMM trained with a CLIP-L text token (train.py lvmm --text-encoder ... --captions ...); the tests make a tiny

@@ -1,29 +1,19 @@
-"""The pack inside a real ComfyUI: registration, every example workflow over HTTP, clear errors."""
+"""The pack inside a real ComfyUI: registration, the default workflow's loop and still pixels, clear errors.
+
+Every example workflow runs in tests/integration/test_integration_templates.py (opened from the Templates browser).
+"""
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import pathlib
-import pkgutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 PACK_NODES = {"SparseTrajectoryToFlow", "EulerianMotion", "SoftmaxSplatRender", "PreviewMotion"}
-
-
-def _cpu_test_settings() -> dict:
-    """``{workflow: {node id: {input: value}}}``: smaller settings a spec asks the tests to run its graphs with."""
-    import workflow_specs
-
-    settings = {}
-    for module in pkgutil.iter_modules(workflow_specs.__path__):
-        settings.update(getattr(importlib.import_module(f"workflow_specs.{module.name}"), "CPU_TEST_SETTINGS", {}))
-    return settings
 
 
 def pack_nodes(object_info):
@@ -52,50 +42,6 @@ def read_animation(path: pathlib.Path) -> list[np.ndarray]:
     return frames
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
-def test_example_workflow_runs_and_saves_frames(comfy, load_workflow, prepare_workflow, name):
-    """Every file in workflows/ runs over HTTP; its animations have the frame count and size the graph asks for."""
-    prompt = prepare_workflow(name, load_workflow(name))
-    for node_id, inputs in _cpu_test_settings().get(name, {}).items():
-        prompt[node_id]["inputs"].update(inputs)
-    outputs = comfy.run(prompt)
-    saved = [(node_id, item) for node_id, out in outputs.items() for key in ("images", "gifs", "latents")
-             for item in out.get(key, []) if item.get("type") == "output"]
-    assert saved, outputs
-    for node_id, item in saved:
-        path = comfy.output_path(item)
-        assert path.stat().st_size > 0
-        if path.suffix != ".webp":
-            continue
-        frames = read_animation(path)
-        expected = _expected_frames(prompt, node_id)
-        if expected is not None:
-            assert len(frames) == expected
-        width, height = _picture_size(comfy, prompt)
-        assert frames[0].shape[:2] == (height, width)
-
-
-def _expected_frames(prompt: dict, save_node: str) -> int | None:
-    """Follow the graph up from a save node to the first node that sets a frame count (None if none does)."""
-    node = prompt[save_node]
-    for _ in range(len(prompt)):
-        value = node["inputs"].get("num_frames")
-        if value is not None and not isinstance(value, list) and value > 0:
-            return int(value)
-        upstream = [v for k, v in node["inputs"].items() if isinstance(v, list)
-                    and k in ("images", "frames", "motion", "flow", "spectrum")]
-        if not upstream:
-            return None
-        node = prompt[upstream[0][0]]
-    return None
-
-
-def _picture_size(comfy, prompt: dict) -> tuple[int, int]:
-    loads = [v for v in prompt.values() if v["class_type"] == "LoadImage"]
-    with Image.open(comfy.base_dir / "input" / loads[0]["inputs"]["image"]) as im:
-        return im.size
-
-
 def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy, load_workflow):
     prompt = load_workflow("cinemagraph")
     prompt["5"]["inputs"]["lossless"] = True  # compare pixels, not codec noise
@@ -105,9 +51,9 @@ def test_cinemagraph_loops_seamlessly_and_keeps_the_unmasked_region_still(comfy,
     wrap = np.abs(frames[-1] - frames[0]).mean()
     assert steps.mean() > 0.05, "nothing moved"
     assert wrap <= steps.max() * 1.05, (wrap, steps.max())
-    with Image.open(ROOT / "examples" / "astronaut.png") as im:
+    with Image.open(ROOT / "example_inputs" / "astronaut.png") as im:
         moving = np.asarray(im)[..., 3] == 0
-    source = np.asarray(Image.open(ROOT / "examples" / "astronaut.png").convert("RGB"), dtype=np.float32)
+    source = np.asarray(Image.open(ROOT / "example_inputs" / "astronaut.png").convert("RGB"), dtype=np.float32)
     still = ~moving
     # Pixels beyond the reach of the flag's motion never change, in any frame (frame 0 is the picture, up to
     # the host's 8-bit quantisation, which truncates).
