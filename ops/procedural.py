@@ -27,18 +27,21 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .progress import ProgressFn, report, sub_progress
 from .spectral import bin_frequencies, spectrum_to_motion
 
 _PEAK_SAMPLES = 4096
+_GROUP_PIXELS = 1 << 21  # fields blurred at once: about 8 MB of float32 per group (and a progress update)
 
 
 def smooth_noise(count: int, height: int, width: int, sigma: float, generator: torch.Generator,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+                 device: torch.device | str | None = None, progress: ProgressFn | None = None) -> torch.Tensor:
     """``count`` independent smooth Gaussian random fields of unit variance: white noise blurred by N(0, sigma^2).
 
     Large sigmas are drawn on a coarse grid (spacing sigma / 4 pixels) and upsampled bilinearly, so the cost does
     not grow with sigma. The noise is drawn on the CPU from ``generator`` (deterministic), then moved to ``device``.
     The grid is padded by 3 sigma before blurring, so the statistics are the same at the borders as inside.
+    The fields are blurred a few at a time (``progress(done, count)`` after each group; what it raises stops).
 
     Args:
         count: number of fields.
@@ -46,6 +49,7 @@ def smooth_noise(count: int, height: int, width: int, sigma: float, generator: t
         sigma: correlation length (Gaussian std) in pixels, > 0; below 0.3 the fields are white noise.
         generator: a CPU torch.Generator.
         device: where the blur and the result live.
+        progress: ``ops.progress`` callback, in fields.
 
     Returns:
         [count, height, width] float32.
@@ -56,32 +60,47 @@ def smooth_noise(count: int, height: int, width: int, sigma: float, generator: t
         >>> x.shape, 0.5 < float(x.std()) < 1.5
         (torch.Size([8, 64, 64]), True)
     """
-    import kornia
-
     if count < 1 or height < 1 or width < 1:
         raise ValueError(f"count, height, width must be >= 1, got {count}, {height}, {width}")
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
     device = torch.device("cpu") if device is None else torch.device(device)
     if sigma < 0.3:
-        return torch.randn(count, height, width, generator=generator).to(device)
+        noise = torch.randn(count, height, width, generator=generator).to(device)
+        report(progress, count, count)
+        return noise
     factor = max(1.0, sigma / 4.0)
     coarse_sigma = sigma / factor
     hc = math.ceil((height - 1) / factor) + 1
     wc = math.ceil((width - 1) / factor) + 1
     radius = math.ceil(3.0 * coarse_sigma)
-    size = 2 * radius + 1
+    # all the noise in one draw: the same numbers however the blur is grouped
     noise = torch.randn(count, 1, hc + 2 * radius, wc + 2 * radius, generator=generator).to(device)
+    out = torch.empty(count, height, width, device=device)
+    group = max(1, _GROUP_PIXELS // (height * width))
+    for first in range(0, count, group):
+        last = min(first + group, count)
+        out[first:last] = _blur_noise(noise[first:last], coarse_sigma, radius, hc, wc, factor, height, width)
+        report(progress, last, count)
+    return out
+
+
+def _blur_noise(noise: torch.Tensor, coarse_sigma: float, radius: int, hc: int, wc: int, factor: float,
+                height: int, width: int) -> torch.Tensor:
+    """[N, 1, hc + 2 r, wc + 2 r] white noise -> [N, height, width] unit-variance smooth fields."""
+    import kornia
+
+    size = 2 * radius + 1
     blurred = kornia.filters.gaussian_blur2d(noise, (size, size), (coarse_sigma, coarse_sigma), border_type="reflect")
     blurred = blurred[..., radius:radius + hc, radius:radius + wc]
-    kernel = kornia.filters.get_gaussian_kernel1d(size, coarse_sigma, device=device, dtype=blurred.dtype)
+    kernel = kornia.filters.get_gaussian_kernel1d(size, coarse_sigma, device=noise.device, dtype=blurred.dtype)
     blurred = blurred / kernel.square().sum()  # separable: variance of blurred white noise = (sum k^2)^2
     if factor > 1.0:
         out_h = round((hc - 1) * factor) + 1
         out_w = round((wc - 1) * factor) + 1
         blurred = F.interpolate(blurred, size=(max(out_h, height), max(out_w, width)), mode="bilinear",
                                 align_corners=True)
-    return blurred[:, 0, :height, :width].contiguous()
+    return blurred[:, 0, :height, :width]
 
 
 def _prepare_mask(mask: torch.Tensor | None, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -134,7 +153,8 @@ def procedural_spectrum(height: int, width: int, mask: torch.Tensor | None = Non
                         direction: tuple[float, float] | torch.Tensor | None = (1.0, 0.0),
                         num_frequencies: int = 16, num_frames: int = 150, fps: float = 30.0, strength: float = 4.0,
                         falloff: float = 0.5, coherence_sigma: float | None = None, perpendicular: float = 0.3,
-                        seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+                        seed: int = 0, device: torch.device | str | None = None,
+                        progress: ProgressFn | None = None) -> torch.Tensor:
     """Draw a natural-looking spectral volume (complex [K, 2, H, W]) for the pixels of a mask.
 
     Args:
@@ -152,6 +172,7 @@ def procedural_spectrum(height: int, width: int, mask: torch.Tensor | None = Non
         perpendicular: amplitude of the across-wind motion relative to the along-wind motion (>= 0).
         seed: random seed (CPU generator).
         device: device of the result (default CPU).
+        progress: ``ops.progress`` callback, ``(done, 100)``: the random fields are most of the work.
 
     Returns:
         complex64 [K, 2, H, W] coefficients (norm "backward", pixels); zero at k = 0 and wherever mask == 0.
@@ -192,7 +213,8 @@ def procedural_spectrum(height: int, width: int, mask: torch.Tensor | None = Non
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     moving = num_frequencies - 1
     # fields: [K-1, 2 (along / across, or x / y), 2 (re / im), H, W]
-    fields = smooth_noise(moving * 4, height, width, float(coherence_sigma), generator, device)
+    fields = smooth_noise(moving * 4, height, width, float(coherence_sigma), generator, device,
+                          progress=sub_progress(progress, 0, 90, 100))
     fields = fields.view(moving, 2, 2, height, width)
     complex_fields = torch.complex(fields[:, :, 0], fields[:, :, 1]) / math.sqrt(2.0)  # unit-variance complex
     envelope = torch.exp(-bin_frequencies(num_frequencies, num_frames, fps)[1:] / (2.0 * float(falloff)))
@@ -212,6 +234,7 @@ def procedural_spectrum(height: int, width: int, mask: torch.Tensor | None = Non
     peak = _peak_displacement(coeffs, num_frames, weight)
     if peak > 0:
         coeffs = coeffs * (float(strength) / peak)
+    report(progress, 100, 100)
     return coeffs
 
 

@@ -47,8 +47,10 @@ from collections.abc import Sequence
 import torch
 
 from .containers import Motion, SpectralVolume
+from .progress import ProgressFn, report
 
 INTERPOLATIONS = ("fourier", "linear")
+_BAND_ELEMENTS = 1 << 23  # to_motion works a band of rows at a time: about 32 MB of float32 per band
 
 
 def _check_displacement(displacement: torch.Tensor, name: str = "displacement") -> None:
@@ -201,7 +203,8 @@ def to_spectral_volume(motion: Motion, num_frequencies: int | None = 16) -> Spec
 
 
 def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | None = None,
-              slow_factor: float = 1.0, interpolation: str = "fourier", anchor_first_frame: bool = False) -> Motion:
+              slow_factor: float = 1.0, interpolation: str = "fourier", anchor_first_frame: bool = False,
+              progress: ProgressFn | None = None) -> Motion:
     """Motion texture of a spectral volume, optionally slowed down and looped.
 
     Output frame j shows the spectrum's motion at source time t_j = j / slow_factor (in source frames, period
@@ -218,6 +221,8 @@ def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | No
         interpolation: "fourier" or "linear".
         anchor_first_frame: subtract the displacement at t = 0 from every frame so that frame 0 is exactly zero
             (reference-anchored, the input picture itself); this only changes the DC term, so looping is kept.
+        progress: ``ops.progress`` callback ``(rows done, H)``: the motion is made a band of rows at a time (each
+            pixel's motion depends on its own coefficients only), so memory is the result plus one band.
 
     Returns:
         ``Motion`` [num_frames, 2, H, W]; ``loops`` is True when num_frames / slow_factor is a whole number of
@@ -251,15 +256,21 @@ def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | No
         raise ValueError(f"fps must be > 0, got {fps}")
     times = torch.arange(num_frames, dtype=torch.float64) / slow_factor
     integer_times = slow_factor == 1.0 and num_frames <= period
-    if integer_times:
-        displacement = spectrum_to_motion(sv.coeffs, period)[:num_frames]
-    elif interpolation == "fourier":
-        displacement = spectrum_to_motion(sv.coeffs, period, times=times)
-    else:
-        texture = spectrum_to_motion(sv.coeffs, period)
-        displacement = _interpolate_periodic(texture, times)
-    if anchor_first_frame:
-        displacement = displacement - displacement[:1]  # frame 0 is time 0 in every mode
+    _, _, height, width = sv.coeffs.shape
+    displacement = sv.coeffs.real.new_empty((num_frames, 2, height, width))
+    rows = max(1, _BAND_ELEMENTS // max(1, (num_frames + period) * 2 * width))
+    for top in range(0, height, rows):
+        band = sv.coeffs[..., top:top + rows, :]
+        if integer_times:
+            part = spectrum_to_motion(band, period)[:num_frames]
+        elif interpolation == "fourier":
+            part = spectrum_to_motion(band, period, times=times)
+        else:
+            part = _interpolate_periodic(spectrum_to_motion(band, period), times)
+        if anchor_first_frame:
+            part = part - part[:1]  # frame 0 is time 0 in every mode
+        displacement[..., top:top + rows, :] = part
+        report(progress, min(top + rows, height), height)
     span = num_frames / slow_factor / period
     loops = abs(span - round(span)) < 1e-9 and round(span) >= 1
     return Motion(displacement=displacement, fps=fps, loops=loops,

@@ -26,9 +26,9 @@ if ! "$VENV/bin/python" -c "import torch, torchvision; assert torch.__version__.
   $PIP install "torch==2.14.1" "torchvision==0.29.1"
 fi
 
-REQ_HASH=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+REQ_HASH=$(cat requirements.txt requirements-dev.txt requirements-train.txt | sha256sum | cut -c1-16)
 if ! stamp_ok "$VENV/.imagedynamics-reqs" "$REQ_HASH"; then
-  echo "[bootstrap] installing requirements.txt and requirements-dev.txt"
+  echo "[bootstrap] installing requirements.txt and requirements-dev.txt (with requirements-train.txt)"
   $PIP install -r requirements.txt -r requirements-dev.txt
   echo "$REQ_HASH" > "$VENV/.imagedynamics-reqs"
 fi

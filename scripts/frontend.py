@@ -65,12 +65,15 @@ GRAPH_BOUNDS = """() => {
 
 
 def frame_graph(page, top: float = 90.0, margin: float = 30.0, max_scale: float = 1.0) -> float:
-    """Zoom and pan so that every node and group is in view, below the front end's top bar; returns the zoom."""
+    """Zoom and pan so that every node and group is in view, right of the sidebar and below the top bar (both lie
+    over the canvas); returns the zoom."""
     return page.evaluate("""([bounds, top, margin, maxScale]) => {
         const [x, y, w, h] = bounds, ds = app.canvas.ds, rect = app.canvas.canvas.getBoundingClientRect();
-        const scale = Math.min(maxScale, (rect.width - 2 * margin) / w, (rect.height - top - margin) / h);
+        const left = (document.querySelector('.side-tool-bar-container')?.getBoundingClientRect().right ?? 0)
+            - rect.left + margin;
+        const scale = Math.min(maxScale, (rect.width - left - margin) / w, (rect.height - top - margin) / h);
         ds.scale = scale;
-        ds.offset = [(rect.width - w * scale) / 2 / scale - x, top / scale - y];
+        ds.offset = [(left + (rect.width - left - margin - w * scale) / 2) / scale - x, top / scale - y];
         app.canvas.setDirty(true, true);
         return scale; }""", [page.evaluate(GRAPH_BOUNDS), top, margin, max_scale])
 

@@ -10,11 +10,13 @@ Usage::
 
 ``python scripts/train.py <family> --help`` lists a family's options (the recipe flags are shared:
 --lr-schedule, --warmup-steps, --ema-decay, --gradient-accumulation, --gradient-checkpointing, --validate-every,
---mixed-precision; see train/common.py).
+--mixed-precision; see train/common.py). The trainers need accelerate, which the pack's runtime does not:
+``pip install -r requirements-train.txt`` (or the ``train`` extra of pyproject.toml).
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pathlib
 import sys
 
@@ -27,6 +29,10 @@ FAMILIES = ("gid", "lvmm", "renderer")
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in FAMILIES:
         print(__doc__)
+        return 2
+    if importlib.util.find_spec("accelerate") is None:  # a training-only dependency, not in requirements.txt
+        print("The trainers need accelerate: pip install -r requirements-train.txt (or pip install accelerate) "
+              "in this Python environment.", file=sys.stderr)
         return 2
     import_pack()
     trainer = importlib.import_module(f"imagedynamics.train.{argv[0]}")

@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -135,7 +136,9 @@ RECIPE_FLAGS = {"lr_schedule": "--lr-schedule", "warmup_steps": "--warmup-steps"
 def add_run_arguments(parser: argparse.ArgumentParser, save_every: int = 1000) -> None:
     """The run-control options every trainer shares: work dir, resume, seed, workers, logging, saving, stopping,
     mixed precision, and the recipe (whose defaults come from the trainer's preset, :func:`recipe_from_args`)."""
-    parser.add_argument("--work-dir", default=None, help="cache and trainer state (default <out>.work)")
+    parser.add_argument("--work-dir", default=None,
+                        help="cache and trainer state (default: a folder named after --out in the user's cache, "
+                        "~/.cache/imagedynamics/train/; see default_work_dir)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --work-dir")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
@@ -290,6 +293,30 @@ class ResumableLoader:
                                              pin_memory=device is not None and torch.device(device).type == "cuda")
         for item in loader:
             yield item if device is None else send_to_device(item, device)
+
+
+def default_work_dir(out: str | os.PathLike) -> pathlib.Path:
+    """Where a run keeps its cache and state when no ``--work-dir`` is given: outside every model folder.
+
+    The trainers write ``.safetensors`` caches there; next to ``--out`` (inside ComfyUI/models/motion_models, as the
+    README suggests) ComfyUI would list them in Load Motion Model. So the folder is in the user's cache
+    (``$XDG_CACHE_HOME`` or ``~/.cache``)/imagedynamics/train, named after the output file and a hash of its full
+    path: the same ``--out`` finds its run again (``--resume``), two outputs of one name do not share one. On many
+    machines without a shared home folder, pass ``--work-dir`` on a shared disk.
+
+    Example:
+        >>> default_work_dir("/models/motion_models/gid.safetensors").name.startswith("gid.safetensors-")
+        True
+    """
+    path = pathlib.Path(out).expanduser().resolve()
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    digest = hashlib.sha1(os.fspath(path).encode()).hexdigest()[:10]
+    return cache / "imagedynamics" / "train" / f"{path.name}-{digest}"
+
+
+def work_dir_of(args) -> pathlib.Path:
+    """``--work-dir``, or :func:`default_work_dir` of ``--out``."""
+    return pathlib.Path(args.work_dir) if args.work_dir else default_work_dir(args.out)
 
 
 def seeded_loader(dataset, batch_size: int, args, step: int = 0) -> ResumableLoader:

@@ -9,7 +9,7 @@ Usage::
 ``<package>`` is the name the pack's folder is imported as (the tests use ``imagedynamics``). The resulting
 file is a ``gid`` checkpoint for LoadMotionModel (``models/gid``).
 
-Phases (each resumable; ``<work>`` defaults to ``<out>.work``):
+Phases (each resumable; ``<work>``: ``--work-dir``, by default outside the model folders (``common.default_work_dir``)):
 
 1. data: every video is read (OpenCV), centre-cropped to the aspect of --size and resized; from every
    --start-every'th frame, the next T frames give a reference-anchored motion texture (OpenCV DIS flow from the
@@ -90,6 +90,7 @@ from .common import (
     seeded_loader,
     split_validation,
     train_phase,
+    work_dir_of,
 )
 from .validation import side_by_side
 from .video_io import read_video_cropped
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     out = pathlib.Path(args.out)
-    work = pathlib.Path(args.work_dir) if args.work_dir else out.with_name(out.name + ".work")
+    work = work_dir_of(args)
     work.mkdir(parents=True, exist_ok=True)
     steps = dict(zip(PHASES, _steps(args)))
     config = _config_from_args(args)

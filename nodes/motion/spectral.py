@@ -108,7 +108,7 @@ class SpectralVolumeSampler(io.ComfyNode):
             coeffs = procedural_spectrum(size[0], size[1], mask=None if brush is None else brush[0, 0],
                                          direction=direction, num_frequencies=num_frequencies,
                                          num_frames=period_frames, fps=fps, strength=strength, falloff=falloff,
-                                         coherence_sigma=coherence or None, seed=seed)
+                                         coherence_sigma=coherence or None, seed=seed, progress=Progress(100))
             spectrum = SpectralVolume(coeffs=coeffs, num_frames=period_frames, fps=fps)
         elif source == "reference motion":
             if not isinstance(reference_motion, Motion):
@@ -162,7 +162,8 @@ class SpectrumToMotion(io.ComfyNode):
         scaled = SpectralVolume(coeffs=scale_amplitude(spectrum.coeffs, magnify), num_frames=spectrum.num_frames,
                                 fps=spectrum.fps, norm=spectrum.norm)
         motion = to_motion(scaled, num_frames=num_frames or None, slow_factor=slow_motion,
-                           interpolation=interpolation, anchor_first_frame=True)
+                           interpolation=interpolation, anchor_first_frame=True,
+                           progress=Progress(spectrum.size[0]))
         return io.NodeOutput(motion)
 
 
@@ -285,12 +286,14 @@ class PreviewSpectrum(io.ComfyNode):
 
     @classmethod
     def execute(cls, spectrum, max_frequencies) -> io.NodeOutput:
+        from ...ops.spectral import bin_frequencies
         from ...ops.spectrum_viz import spectrum_maps, spectrum_power_plot
 
         if not isinstance(spectrum, SpectralVolume):
             raise NodeInputError(NODE_PREVIEW, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
         maps = spectrum_maps(spectrum.coeffs[:max_frequencies])
-        plot = spectrum_power_plot(spectrum.coeffs)
+        plot = spectrum_power_plot(spectrum.coeffs, bin_frequencies(spectrum.num_frequencies, spectrum.num_frames,
+                                                                    spectrum.fps))
         return io.NodeOutput(maps.movedim(1, -1).contiguous(), plot[None].movedim(1, -1).contiguous())
 
 

@@ -142,3 +142,22 @@ def test_errors():
         procedural_spectrum(8, 8, falloff=0.0)
     with pytest.raises(ValueError, match="coherence_sigma"):
         procedural_spectrum(8, 8, coherence_sigma=float("nan"))
+
+
+def test_progress_is_reported_to_the_end_and_an_interrupt_stops_the_draw(monkeypatch):
+    import imagedynamics.ops.procedural as procedural
+    from imagedynamics.ops.progress import Interrupted
+
+    whole = procedural_spectrum(24, 32, num_frames=30, num_frequencies=6, seed=4)
+    monkeypatch.setattr(procedural, "_GROUP_PIXELS", 24 * 32 * 3)  # three fields a group: seven groups of 20
+    seen = []
+    grouped = procedural_spectrum(24, 32, num_frames=30, num_frequencies=6, seed=4,
+                                  progress=lambda done, total: seen.append((done, total)))
+    assert torch.allclose(grouped, whole, atol=1e-6)  # the same noise, however it is grouped
+    assert len(seen) == 8 and seen[-1] == (100, 100) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    def stop(done, total):
+        raise Interrupted("stop")
+
+    with pytest.raises(Interrupted):
+        procedural_spectrum(24, 32, num_frames=30, num_frequencies=6, progress=stop)

@@ -299,3 +299,23 @@ def test_errors():
         denormalize_spectrum(torch.zeros(3, 2, 2, 2), torch.ones(3, 4))
     with pytest.raises(ValueError, match="2 frames"):
         loop_gap(torch.zeros(1, 2, 2, 2))
+
+
+def test_to_motion_reports_progress_by_bands_of_rows_and_stops_when_asked(monkeypatch):
+    import imagedynamics.ops.spectral as spectral
+    from imagedynamics.ops.progress import Interrupted
+
+    sv = to_spectral_volume(Motion(torch.randn(12, 2, 10, 6)), 5)
+    whole = to_motion(sv, num_frames=20, slow_factor=1.5, anchor_first_frame=True).displacement
+    monkeypatch.setattr(spectral, "_BAND_ELEMENTS", 2 * (20 + 12) * 2 * 6)  # two rows a band
+    seen = []
+    banded = to_motion(sv, num_frames=20, slow_factor=1.5, anchor_first_frame=True,
+                       progress=lambda done, total: seen.append((done, total))).displacement
+    assert seen == [(2, 10), (4, 10), (6, 10), (8, 10), (10, 10)]
+    assert torch.allclose(banded, whole, atol=1e-6)
+
+    def stop(done, total):
+        raise Interrupted("stop")
+
+    with pytest.raises(Interrupted):
+        to_motion(sv, progress=stop)

@@ -11,7 +11,7 @@ from media import clip_path, picture
 from imagedynamics.models.lvmm import LVMM, LVMMConfig
 from imagedynamics.models.registry import build_from_file
 from imagedynamics.ops.warp import backward_warp
-from imagedynamics.train.common import read_log
+from imagedynamics.train.common import default_work_dir, read_log
 from imagedynamics.train.lvmm import (
     encode_segments,
     main,
@@ -121,7 +121,7 @@ def test_time_budget_ends_the_phases(tmp_path):
     start = time.monotonic()
     train_tiny_lvmm(out, seconds=4.0, steps="100000,100000,0,100000", max_frames_per_video=12, num_threads=1)
     assert time.monotonic() - start < 40  # four seconds of training plus data, latents and saving
-    rows = read_log(out.with_name(out.name + ".work") / "log.csv")
+    rows = read_log(default_work_dir(out) / "log.csv")
     assert {r["phase"] for r in rows} == {"pr", "vae", "denoiser"}
     assert max(int(r["step"]) for r in rows) < 1000
     assert build_from_file(out)[0] == "lvmm"
