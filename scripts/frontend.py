@@ -75,6 +75,7 @@ def frame_graph(page, top: float = 90.0, margin: float = 30.0, max_scale: float 
         ds.scale = scale;
         ds.offset = [(left + (rect.width - left - margin - w * scale) / 2) / scale - x, top / scale - y];
         app.canvas.setDirty(true, true);
+        app.canvas.draw(true, true);  // now, not at the next (throttled) animation frame
         return scale; }""", [page.evaluate(GRAPH_BOUNDS), top, margin, max_scale])
 
 
@@ -107,10 +108,11 @@ def screenshot_graph(page, path: str | pathlib.Path, tolerance: float = 2.0) -> 
     page.set_viewport_size({"width": int(min(MAX_VIEW[0], max(MIN_VIEW[0], w * ZOOM + 160))),
                             "height": int(min(MAX_VIEW[1], max(MIN_VIEW[1], h * ZOOM + 140)))})
     page.wait_for_timeout(300)
-    frame_graph(page)
     size = page.viewport_size
     page.mouse.move(size["width"] / 2, size["height"] - 8)  # empty canvas: no hover highlight or tooltip
-    page.wait_for_timeout(300)
+    frame_graph(page)
+    page.wait_for_timeout(300)  # the DOM widgets (pictures, text boxes, the editor) follow the canvas
+    frame_graph(page)
     png = page.screenshot()
     return write_if_changed(pathlib.Path(path), png, tolerance)
 

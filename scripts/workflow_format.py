@@ -133,8 +133,6 @@ def build_ui_workflow(nodes: list[Node], object_info: dict, extra: dict | None =
     """
     by_id = {n.id: n for n in nodes}
     depth = _columns(nodes)
-    node_depth = depth.__getitem__
-
     sizes = {n.id: tuple(n.size) if n.size else estimated_size(object_info[n.type]) for n in nodes}
     links = []
     outputs_links: dict[tuple[int, int], list[int]] = {}
@@ -144,7 +142,7 @@ def build_ui_workflow(nodes: list[Node], object_info: dict, extra: dict | None =
             kind = object_info[by_id[src].type]["output"][slot]
             links.append([link_id, src, slot, node.id, name, kind])
             outputs_links.setdefault((src, slot), []).append(link_id)
-    positions, groups = _layout(nodes, sizes, node_depth, note)
+    positions, groups = _layout(nodes, sizes, depth, note)
     ui_nodes = []
     if note:
         ui_nodes.append(_note_node(max(by_id) + 1, note))
@@ -181,11 +179,11 @@ def _columns(nodes: list[Node]) -> dict[int, int]:
     return depth
 
 
-def _layout(nodes: list[Node], sizes: dict, node_depth, note: str | None):
+def _layout(nodes: list[Node], sizes: dict, depth: dict[int, int], note: str | None):
     """Positions {id: [x, y]} and the groups' frames; the note takes the top-left corner."""
     widths: dict[int, int] = {}
     for node in nodes:  # columns are as wide as their widest node, so wide nodes never overlap the next column
-        widths[node_depth(node.id)] = max(widths.get(node_depth(node.id), 0), sizes[node.id][0])
+        widths[depth[node.id]] = max(widths.get(depth[node.id], 0), sizes[node.id][0])
     column_x = {c: MARGIN + sum(widths.get(i, 0) + COLUMN_GAP for i in range(c)) for c in widths}
     bands: dict[str | None, list[Node]] = {}
     for node in nodes:
@@ -197,7 +195,7 @@ def _layout(nodes: list[Node], sizes: dict, node_depth, note: str | None):
             y += GROUP_HEADER
         rows: dict[int, int] = {}
         for node in members:
-            column = node_depth(node.id)
+            column = depth[node.id]
             row = rows.get(column, 0)
             positions[node.id] = [column_x[column], y + TITLE_HEIGHT + row]
             rows[column] = row + TITLE_HEIGHT + sizes[node.id][1] + ROW_GAP
