@@ -36,6 +36,12 @@ FILES = {
     "lvmm_tiny.safetensors": f"a tiny LVMM the tests train in half a minute. Train yours: `{TRAIN} lvmm --videos "
                              "my_clips/ --out ComfyUI/models/motion_models/lvmm.safetensors --preset small`, then pick "
                              "it here.",
+    "lvmm_text_tiny.safetensors": f"a tiny LVMM with a text token the tests train (the token is untrained). Train "
+                                  f"yours on captioned clips: `{TRAIN} lvmm --videos my_clips/ --out "
+                                  "ComfyUI/models/motion_models/lvmm_text.safetensors --preset small --text-encoder "
+                                  "ComfyUI/models/text_encoders/clip_l.safetensors --captions captions.json` "
+                                  "(captions: {video name: caption}, or a .txt beside each video), then pick it here "
+                                  "and the checkpoint whose CLIP-L you trained with below.",
     "renderer_tiny.safetensors": f"a tiny learned renderer the tests train in seconds. Train yours: `{TRAIN} "
                                  "renderer --videos my_clips/ --out "
                                  "ComfyUI/models/motion_models/renderer.safetensors`, then pick it here.",
@@ -48,8 +54,9 @@ FILES = {
                                               "conversion).",
     "motion_i2v_stage2_tiny.safetensors": "tiny stand-in; real: motion_i2v_stage2_fp16.safetensors (same "
                                           "conversion).",
-    "tiny_sd15.safetensors": "a tiny SD 1.5-shaped checkpoint the tests build. Real: any SD 1.5 checkpoint in "
-                             "ComfyUI/models/checkpoints (the authors' demo used Realistic Vision 5.1).",
+    "tiny_sd15.safetensors": "a tiny SD 1.5-shaped checkpoint the tests build. Real: an SD 1.5 checkpoint in "
+                             "ComfyUI/models/checkpoints (Motion-I2V: the authors' demo used Realistic Vision 5.1; "
+                             "an LVMM with a text token: the one whose CLIP-L it was trained with).",
     "tiny_cosmos_predict2_long_video.safetensors": "a tiny random-weight Cosmos-Predict2 the tests build. Real: "
                                                    "a video model such as Wan 2.1 T2V 1.3B (UNETLoader) with its "
                                                    "text encoder (CLIPLoader, type wan) and CLIPTextEncode prompts "

@@ -59,12 +59,15 @@ LVMM_TEXT_MODEL = "lvmm_text_tiny.safetensors"
 SD15_CHECKPOINT = "tiny_sd15.safetensors"
 
 
-def lvmm_text() -> list[Node]:
+def lvmm_text() -> Workflow:
     """LVMM steered by a prompt: the CLIP of a checkpoint encodes it into the model's text token."""
     nodes = _base("lvmm_text", {"num_frames": 0, "slow_motion": 2.0, "prompt": "the flag waves in the wind"},
                   {"clip": (6, 1)}, [Node(6, "CheckpointLoaderSimple", {"ckpt_name": SD15_CHECKPOINT})])
     nodes[1] = Node(2, "LoadMotionModel", {"model_name": LVMM_TEXT_MODEL})
-    return nodes
+    return Workflow("LVMM steered by a prompt (CLIP text token)", f"""
+An LVMM trained with captions (`--text-encoder` and `--captions`) takes a prompt: **Predict Latent Motion** encodes
+it with the CLIP of a checkpoint (the same CLIP-L the model was trained with) into the model's text token, so the
+prompt steers the sampled motion. {RENDER}""", nodes, thumbnail=GRAPH)
 
 
 WORKFLOWS = {"lvmm_animate": lvmm_animate, "lvmm_motion_transfer": lvmm_motion_transfer, "lvmm_long": lvmm_long,

@@ -130,8 +130,7 @@ def test_template_opens_from_the_templates_browser_runs_and_saves_frames(comfy, 
         animations.append(frames)
     spec = all_workflows()[name]()
     if spec.thumbnail == "output" and animations:
-        frames = animations[0]
-        _write_thumbnail(name, Image.fromarray(frames[len(frames) // 2].astype(np.uint8)))
+        _write_thumbnail(name, _motion_strip(animations[0]))
     elif browser_page is not None:
         with Image.open(SHOTS / f"{name}.png") as shot:  # the graph, without the front end's side and top bars
             _write_thumbnail(name, shot.crop((60, 80, shot.width, shot.height)))
@@ -183,6 +182,25 @@ def _graph(prompt: dict, object_info: dict) -> dict:
                     **object_info[node["class_type"]]["input"].get("optional", {})}
         graph[node_id] = (node["class_type"], {k: v for k, v in node["inputs"].items() if k in declared})
     return graph
+
+
+def _motion_strip(frames: list[np.ndarray], tiles: int = 4) -> Image.Image:
+    """What moves, frame by frame: the region where the animation differs from its first frame, at ``tiles``
+    evenly spaced frames side by side (stacked when the region is wide); the middle frame when nothing moves."""
+    stack = np.stack(frames).astype(np.float32)
+    moving = np.abs(stack - stack[:1]).max(axis=(0, 3)) > 12
+    if moving.sum() < 64:
+        return Image.fromarray(stack[len(frames) // 2].astype(np.uint8))
+    rows, cols = np.nonzero(moving)
+    h, w = moving.shape
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    pad = 12  # a little of the still surroundings, and at least 96 px across
+    top, left = max(0, top - pad - max(0, 96 - (bottom - top)) // 2), max(0, left - pad - max(0, 96 - (right - left)) // 2)
+    bottom, right = min(h, max(bottom + pad, top + 96)), min(w, max(right + pad, left + 96))
+    picks = [round(i * (len(frames) - 1) / tiles) for i in range(tiles)]
+    crops = [stack[i, top:bottom, left:right] for i in picks]
+    strip = np.concatenate(crops, axis=1 if bottom - top >= right - left else 0)
+    return Image.fromarray(strip.astype(np.uint8))
 
 
 def _write_thumbnail(name: str, picture: Image.Image) -> None:

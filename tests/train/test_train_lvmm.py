@@ -147,7 +147,7 @@ def test_clip_conditioned_training_records_the_encoders_and_uses_the_prompt(tmp_
     assert (e.own_tokens, e.clip_vision_dim, e.clip_text_dim) == (False, 24, 32)
     assert e.clip_text_name == "sd15_text_tiny.safetensors"
     assert e.clip_text_fingerprint == pytest.approx(describe_clip_text(files["text"]).fingerprint)
-    shard = next((out.with_name(out.name + ".work") / "latents").glob("z*.safetensors"))
+    shard = next((default_work_dir(out) / "latents").glob("z*.safetensors"))
     from safetensors.torch import load_file
 
     stored = load_file(str(shard))
