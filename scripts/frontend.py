@@ -97,7 +97,7 @@ def open_template(page, name: str, timeout: float = 30_000) -> None:
     page.wait_for_timeout(300)
 
 
-def screenshot_graph(page, path: str | pathlib.Path, tolerance: float = 2.0) -> bool:
+def screenshot_graph(page, path: str | pathlib.Path, tolerance: float = 5.0) -> bool:
     """Frame the whole graph at full detail and save a screenshot to ``path``.
 
     The file is rewritten only when the picture changed (mean difference over ``tolerance`` levels, or another
