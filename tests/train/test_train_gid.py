@@ -10,7 +10,7 @@ from media import clip, clip_path
 from imagedynamics.models import gid
 from imagedynamics.models.gid import sample_spectrum
 from imagedynamics.ops.spectral import spectrum_to_motion
-from imagedynamics.train.common import read_log
+from imagedynamics.train.common import default_work_dir, read_log
 from imagedynamics.train.gid import main
 
 STEPS = (60, 80, 16)  # vae, stage1, stage2
@@ -34,7 +34,7 @@ def run(tmp_path_factory, one_thread):
     for name in ("bikes", "carphone_pristine"):
         (videos / f"{name}.mp4").symlink_to(clip_path(name))
     out = root / "gid_tiny.safetensors"
-    work = root / "gid_tiny.safetensors.work"
+    work = default_work_dir(out)  # no --work-dir: the default, outside the model's folder
 
     assert main(_args(videos, out, "--stop-after", str(STOP_AFTER))) == 0
     first = json.loads((work / "state.json").read_text())
