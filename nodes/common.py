@@ -4,7 +4,11 @@ This is the only place (with the node modules themselves) that talks to ComfyUI.
 """
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import math
+import numbers
 
 import torch
 from comfy_api.latest import io
@@ -84,9 +88,131 @@ def check_finite(x: torch.Tensor, node: str, input_name: str) -> None:
         raise NodeInputError(node, input_name, "finite values", f"{bad} NaN or infinite values")
 
 
-def check_positive(value: float, node: str, input_name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise NodeInputError(node, input_name, "a finite number > 0", repr(value))
+# ----------------------------------------------------------------------------------------- inputs against the schema
+# ComfyUI's own validation lets NaN through every FLOAT (NaN < min and NaN > max are both false), does not check V3
+# combos at all, and checks nothing that arrives through a link. So every node's ``execute`` is wrapped in
+# ``checked_inputs``, which holds each input to the node's own schema before the node runs.
+
+# The Python class behind each of the pack's socket types: (module relative to the pack, class name).
+PACK_TYPES: dict[str, tuple[str, str]] = {
+    "DYN_MOTION": ("ops.containers", "Motion"),
+    "DYN_FLOW": ("ops.containers", "VelocityField"),
+    "DYN_SPECTRUM": ("ops.containers", "SpectralVolume"),
+    "DYN_MODEL": ("nodes.motion.load_model", "MotionModel"),
+    "DYN_GUIDANCE": ("models.guidance", "LoopGuidance"),
+    "DYN_LONG_SCHEDULE": ("models.long_video", "RescheduleConfig"),
+    "DYN_CONTROL": ("nodes.control.sparse_flow", "SparseFlowControl"),
+}
+_MISSING = object()
+
+
+def checked_inputs(execute):
+    """Decorator for a node's ``execute`` (under ``@classmethod``): its inputs are held to the node's schema first.
+
+    Example::
+
+        class MyNode(io.ComfyNode):
+            @classmethod
+            @checked_inputs
+            def execute(cls, image, strength): ...
+    """
+    signature = inspect.signature(execute)
+
+    @functools.wraps(execute)
+    def run(cls, *args, **kwargs):
+        values = signature.bind_partial(cls, *args, **kwargs).arguments
+        check_inputs(cls.define_schema(), values)
+        return execute(cls, *args, **kwargs)
+
+    run.checks_inputs = True
+    return run
+
+
+def check_inputs(schema: io.Schema, values: dict) -> None:
+    """Check every input in ``values`` (name -> value) against its declaration in ``schema``.
+
+    FLOAT: a finite number within the input's min and max; INT: a whole number within them; COMBO: one of its
+    options; STRING and BOOLEAN: of that type; IMAGE, MASK and LATENT: tensors with at least one element; the pack's
+    own types (``PACK_TYPES``): an instance of their class. A required input may not be None; an optional one that
+    is None or absent is not checked. Raises NodeInputError naming the node and the input.
+    """
+    for spec in schema.inputs:
+        value = values.get(spec.id, _MISSING)
+        if value is _MISSING:
+            continue
+        if value is None:
+            if spec.optional:
+                continue
+            raise NodeInputError(schema.node_id, spec.id, f"a value for this {spec.get_io_type()} input", "nothing")
+        expected = _check_value(spec, value)
+        if expected is not None:
+            raise NodeInputError(schema.node_id, spec.id, expected, _describe_value(value))
+
+
+def _check_value(spec, value) -> str | None:
+    """What ``value`` should have been, or None when it fits ``spec``."""
+    kind = spec.get_io_type()
+    if kind in ("FLOAT", "INT"):
+        return _check_number(value, kind == "INT", getattr(spec, "min", None), getattr(spec, "max", None))
+    if kind == "COMBO":
+        options = list(spec.options or [])
+        if not options or value in options:
+            return None
+        shown = ", ".join(repr(o) for o in options[:20])
+        return f"one of {shown}" if len(options) <= 20 else f"one of its {len(options)} options ({shown}, ...)"
+    if kind == "STRING":
+        return None if isinstance(value, str) else "text"
+    if kind == "BOOLEAN":
+        return None if isinstance(value, (bool, numbers.Integral)) and value in (0, 1) else "true or false"
+    if kind == "IMAGE":
+        return _check_tensor(value, (4,), "an IMAGE batch [B,H,W,C] of at least one picture of at least 1x1 pixels")
+    if kind == "MASK":
+        return _check_tensor(value, (2, 3), "a MASK [B,H,W] of at least 1x1 pixels")
+    if kind == "LATENT":
+        samples = value.get("samples") if isinstance(value, dict) else None
+        return _check_tensor(samples, None, "a LATENT (a dict whose 'samples' tensor is not empty)")
+    if kind in PACK_TYPES:
+        module, name = PACK_TYPES[kind]
+        cls = getattr(importlib.import_module(f"..{module}", __package__), name)
+        return None if isinstance(value, cls) else f"a {kind} ({name})"
+    return None
+
+
+def _check_number(value, whole: bool, low, high) -> str | None:
+    kind = "a whole number" if whole else "a finite number"
+    if low is not None and high is not None:
+        kind += f" in [{low:g}, {high:g}]"
+    elif low is not None:
+        kind += f" >= {low:g}"
+    elif high is not None:
+        kind += f" <= {high:g}"
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return kind
+    if not isinstance(value, numbers.Integral):  # (math.isfinite of a huge int would overflow)
+        if not math.isfinite(value) or (whole and not float(value).is_integer()):
+            return kind
+    if (low is not None and value < low) or (high is not None and value > high):
+        return kind
+    return None
+
+
+def _check_tensor(value, ndims: tuple[int, ...] | None, expected: str) -> str | None:
+    if getattr(value, "is_nested", False):  # a nested (multi-stream) latent: the node decides
+        return None
+    if not isinstance(value, torch.Tensor) or (ndims is not None and value.ndim not in ndims) or value.numel() == 0:
+        return expected
+    return None
+
+
+def _describe_value(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {list(value.shape)}"
+    if isinstance(value, dict) and isinstance(value.get("samples"), torch.Tensor):
+        return f"a LATENT of shape {list(value['samples'].shape)}"
+    if isinstance(value, (str, numbers.Number)):
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return type(value).__name__
 
 
 def intermediate_device() -> torch.device:

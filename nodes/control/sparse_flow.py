@@ -18,7 +18,7 @@ from comfy_api.latest import io
 
 from ...models.motion_i2v.sparse_control import RASTERISATIONS
 from ...ops.containers import Motion
-from ..common import CATEGORY, CoreTracks, DynMotion, NodeInputError, image_to_bchw
+from ..common import CATEGORY, CoreTracks, DynMotion, NodeInputError, checked_inputs, image_to_bchw
 
 NODE = "TracksToSparseFlow"
 
@@ -145,12 +145,11 @@ class TracksToSparseFlow(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, tracks, image, num_frames, radius, timing, rasterisation="demo") -> io.NodeOutput:
         picture = image_to_bchw(image, NODE)
         height, width = picture.shape[-2:]
         parsed = parse_tracks(tracks, NODE)
-        if rasterisation not in RASTERISATIONS:
-            raise NodeInputError(NODE, "rasterisation", f"one of {', '.join(RASTERISATIONS)}", repr(rasterisation))
         control = control_from_tracks(parsed, height, width, num_frames, radius or None, timing, rasterisation)
         preview = Motion(displacement=control.flows.clone(), fps=8.0, intention=control.mask.clone())
         return io.NodeOutput(control, preview)

@@ -6,7 +6,17 @@ import warnings
 
 from comfy_api.latest import io, ui
 
-from ..common import CATEGORY, CoreTracks, DynFlow, DynMotion, NodeInputError, Progress, image_to_bchw, mask_to_b1hw
+from ..common import (
+    CATEGORY,
+    CoreTracks,
+    DynFlow,
+    DynMotion,
+    NodeInputError,
+    Progress,
+    checked_inputs,
+    image_to_bchw,
+    mask_to_b1hw,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +91,7 @@ class SparseTrajectoryToFlow(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, image, trajectories, mode, num_frames, strength, sigma, threshold, edge_aware, coordinates,
                 out_of_bounds, mask=None, brush_mode="mask moves") -> io.NodeOutput:
         from ...ops.trajectories import tracks_to_comfy
@@ -117,8 +128,6 @@ def draw(image, trajectories, mode, num_frames, strength, sigma, threshold, edge
 
 def movable_region(mask, brush_mode: str, size: tuple[int, int]):
     """The MASK input as the [H, W] region that may move (None: everything may), read as ``brush_mode`` says."""
-    if brush_mode not in BRUSH_MODES:
-        raise NodeInputError(NODE, "brush_mode", f"one of {', '.join(BRUSH_MODES)}", repr(brush_mode))
     if brush_mode == "mask moves":
         region = mask_to_b1hw(mask, size, NODE)
         return None if region is None else region[0, 0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ...ops.containers import LoopBlend, Motion, VelocityField
-from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, check_finite
+from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, check_finite, checked_inputs
 
 NODE = "EulerianMotion"
 LOOP_MODES = ["seamless loop", "ping-pong", "no loop"]
@@ -37,6 +37,7 @@ class EulerianMotion(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, flow: VelocityField, num_frames, fps, speed, loop) -> io.NodeOutput:
         from ...ops import eulerian
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from comfy_api.latest import io
 
-from ..common import CATEGORY, MODEL_FOLDER, DynModel, NodeInputError
+from ..common import CATEGORY, MODEL_FOLDER, DynModel, NodeInputError, checked_inputs
 
 NODE = "LoadMotionModel"
 
@@ -117,6 +117,7 @@ class LoadMotionModel(io.ComfyNode):
         return file_key(path) if path is not None and os.path.exists(path) else model_name
 
     @classmethod
+    @checked_inputs
     def execute(cls, model_name) -> io.NodeOutput:
         import folder_paths
 

@@ -64,7 +64,7 @@ from ...models.long_video import (
     long_video_length,
     restart_step,
 )
-from ..common import CATEGORY, DynLongSchedule, NodeInputError, Progress, check_finite
+from ..common import CATEGORY, DynLongSchedule, NodeInputError, Progress, check_finite, checked_inputs
 
 NODE_RESCHEDULE = "LongVideoReschedule"
 NODE_SCHEDULE = "LongVideoSchedule"
@@ -145,6 +145,7 @@ class LongVideoReschedule(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, sampler_name, scheduler, num_segments,
                 gamma, omega, overlap, crossfade, noise_prior, shuffle, image_latent=None,
                 long_schedule=None) -> io.NodeOutput:
@@ -188,6 +189,7 @@ class LongVideoSchedule(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, num_segments, total_frames, gamma, omega, overlap, crossfade, noise_prior,
                 shuffle) -> io.NodeOutput:
         config = make_config(NODE_SCHEDULE, gamma=gamma, omega=omega, num_segments=num_segments,

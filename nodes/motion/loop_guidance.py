@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..common import CATEGORY, DynGuidance, NodeInputError
+from ..common import CATEGORY, DynGuidance, NodeInputError, checked_inputs
 
 NODE = "LoopGuidance"
 
@@ -38,6 +38,7 @@ class LoopGuidance(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, weight, recurrences, cfg, num_frames, through_denoiser) -> io.NodeOutput:
         from ...models.guidance import LoopGuidance as Guidance
 

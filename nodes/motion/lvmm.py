@@ -13,6 +13,7 @@ from ..common import (
     DynMotion,
     NodeInputError,
     Progress,
+    checked_inputs,
     image_to_bchw,
 )
 
@@ -68,6 +69,7 @@ class PredictLatentMotion(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model, image, num_frames, steps, cfg, seed, motion_strength, slow_motion, guidance=None,
                 transfer_from=None, long_schedule=None, clip_vision=None, clip=None, prompt="") -> io.NodeOutput:
         import dataclasses

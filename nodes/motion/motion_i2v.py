@@ -25,6 +25,7 @@ from ..common import (
     NodeInputError,
     Progress,
     check_finite,
+    checked_inputs,
     image_to_bchw,
     mask_to_b1hw,
 )
@@ -167,6 +168,7 @@ class MotionI2VPredictFlow(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model, flow_vae, positive, negative, image, vae, num_frames, frame_stride, cfg, steps, seed,
                 fps, controlnet=None, control=None, tracks=None, mask=None, control_scale=1.0,
                 empty_control=True) -> io.NodeOutput:
@@ -314,6 +316,7 @@ class MotionI2VAnimate(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, model, positive, negative, motion_model, motion, num_frames, latent=None, image=None, vae=None,
                 mask=None, reference_pairing="official") -> io.NodeOutput:
         import torch.nn.functional as F

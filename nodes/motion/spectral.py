@@ -17,6 +17,7 @@ from ..common import (
     NodeInputError,
     Progress,
     check_finite,
+    checked_inputs,
     image_to_bchw,
     mask_to_b1hw,
 )
@@ -82,6 +83,7 @@ class SpectralVolumeSampler(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, image, source, num_frequencies, period_frames, fps, strength, wind_direction, falloff,
                 coherence, seed, mask=None, direction_field=None, reference_motion=None, model=None, guidance=None,
                 steps=50, cfg=1.75) -> io.NodeOutput:
@@ -154,6 +156,7 @@ class SpectrumToMotion(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, spectrum, num_frames, magnify, slow_motion, interpolation) -> io.NodeOutput:
         from ...ops.spectral import scale_amplitude, to_motion
 
@@ -198,6 +201,7 @@ class MotionFromVideo(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, frames, max_frames, stride, fps, preset, chained, target=None, mask=None,
                 scale=1.0) -> io.NodeOutput:
         from ...ops.optical_flow import reference_anchored_motion, transfer_motion
@@ -246,6 +250,7 @@ class InteractiveDynamics(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, spectrum, x, y, dx, dy, damping, mass, hold_frames, num_frames, fps) -> io.NodeOutput:
         from ...ops.modal import simulate_modal_response
 
@@ -285,6 +290,7 @@ class PreviewSpectrum(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, spectrum, max_frequencies) -> io.NodeOutput:
         from ...ops.spectral import bin_frequencies
         from ...ops.spectrum_viz import spectrum_maps, spectrum_power_plot

@@ -12,6 +12,7 @@ from ..common import (
     DynMotion,
     NodeInputError,
     bchw_to_image,
+    checked_inputs,
     image_to_bchw,
     mask_to_b1hw,
 )
@@ -42,6 +43,7 @@ class PreviewMotion(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, image, opacity, flow=None, motion=None, tracks=None, mask=None) -> io.NodeOutput:
         from ...ops.flow_viz import draw_tracks, flow_to_color, overlay_mask
         from ...ops.trajectories import tracks_from_comfy

@@ -17,6 +17,7 @@ from ..common import (
     NodeInputError,
     Progress,
     check_finite,
+    checked_inputs,
     image_to_bchw,
     intermediate_device,
     mask_to_b1hw,
@@ -72,6 +73,7 @@ class SoftmaxSplatRender(io.ComfyNode):
         )
 
     @classmethod
+    @checked_inputs
     def execute(cls, image, motion: Motion, metric, metric_scale, fill_holes, chunk_size, metric_mask=None,
                 depth=None, target_frames=None, renderer=None) -> io.NodeOutput:
         from ...ops.render import render_frames

@@ -58,8 +58,6 @@ def test_mask_modes_and_their_errors():
         assert info.value.input_name == "mask"
     with pytest.raises(NodeInputError, match="input 'mask': expected a mask of the picture's size 56x40"):
         draw(mask=torch.ones(1, 20, 20))
-    with pytest.raises(NodeInputError, match="input 'brush_mode': expected one of mask moves, mask stays still"):
-        draw(brush_mode="sideways")
 
 
 def test_clipped_points_are_logged_not_raised_and_progress_is_passed_on(caplog):
