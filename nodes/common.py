@@ -9,6 +9,7 @@ import importlib
 import inspect
 import math
 import numbers
+import re
 
 import torch
 from comfy_api.latest import io
@@ -76,6 +77,25 @@ def mask_to_b1hw(mask: torch.Tensor | None, size: tuple[int, int], node: str, in
         raise NodeInputError(node, input_name, "a mask with at least one non-zero pixel (the region that moves)",
                              "an empty mask")
     return m
+
+
+def library_error(node: str, error: Exception, arguments: dict[str, str], default: str,
+                  expected: str) -> NodeInputError:
+    """A library's ValueError as the node's error, naming the input whose library argument the message names first.
+
+    Args:
+        arguments: library argument (a word of the library's messages, e.g. "slow_factor") -> the node's input.
+        default: the input to name when the message names none of them.
+
+    Example:
+        >>> str(library_error("Node", ValueError("slow_factor must be >= 1, got 0.5"), {"slow_factor": "slow_motion"},
+        ...                   "model", "settings the model accepts"))
+        "Node: input 'slow_motion': expected settings the model accepts, got slow_factor must be >= 1, got 0.5"
+    """
+    message = str(error)
+    found = [(m.start(), name) for word, name in arguments.items()
+             for m in [re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", message)] if m]
+    return NodeInputError(node, min(found)[1] if found else default, expected, message)
 
 
 def check_finite(x: torch.Tensor, node: str, input_name: str) -> None:
@@ -213,6 +233,48 @@ def _describe_value(value) -> str:
         text = repr(value)
         return text if len(text) <= 80 else text[:77] + "..."
     return type(value).__name__
+
+
+# ----------------------------------------------------------------------------------------- memory
+MEMORY_HEADROOM = 0.9  # of the free memory a node may plan to use (the rest is for ComfyUI and other allocations)
+
+
+def free_memory(device: torch.device | None = None) -> int:
+    """Bytes free on ``device`` (default the CPU, where the pack's frames and motions live), as ComfyUI counts them
+    (on the CPU that is psutil's available memory)."""
+    if device is None or torch.device(device).type == "cpu":
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    import comfy.model_management
+
+    return int(comfy.model_management.get_free_memory(device))
+
+
+def format_bytes(n: float) -> str:
+    """``1.5e9`` -> ``'1.4 GiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def require_memory(node: str, needed: float, lower: tuple[str, ...], what: str, free: int | None = None,
+                   device: torch.device | None = None) -> None:
+    """Refuse, before allocating, what would not fit in memory: a NodeInputError naming the first input of
+    ``lower`` (the inputs that would make it fit, all listed), with the bytes needed and free.
+
+    Args:
+        needed: bytes the node is about to allocate (an estimate: what it keeps plus its working memory).
+        lower: the inputs to lower, most effective first (e.g. ``("num_frames", "image")``).
+        what: what needs the memory, for the message (e.g. "the motion of 4096 frames at 2048x2048").
+        free: free bytes (default :func:`free_memory` of ``device``).
+    """
+    free = free_memory(device) if free is None else int(free)
+    if needed > MEMORY_HEADROOM * free:
+        raise NodeInputError(node, lower[0], f"settings that fit in memory (lower {' or '.join(lower)})",
+                             f"{what}, which needs about {format_bytes(needed)} with {format_bytes(free)} free")
 
 
 def intermediate_device() -> torch.device:

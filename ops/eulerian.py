@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .progress import ProgressFn, report, sub_progress
+
 __all__ = ["integrate_velocity", "loop_motion", "loop_motion_pair"]
 
 
@@ -37,7 +39,7 @@ def _sample(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 def integrate_velocity(velocity: torch.Tensor, num_frames: int, direction: int = +1, *,
-                       substeps: int = 1) -> torch.Tensor:
+                       substeps: int = 1, progress: ProgressFn | None = None) -> torch.Tensor:
     """Reference-anchored displacements of a static Eulerian velocity field by Euler integration.
 
     D_0 = 0 and, per frame, ``substeps`` steps of D <- D + direction * v(p + D) / substeps, with v sampled bilinearly
@@ -48,6 +50,7 @@ def integrate_velocity(velocity: torch.Tensor, num_frames: int, direction: int =
         num_frames: T, the number of frames returned (frame 0 included).
         direction: +1 forward in time, -1 backward (follows -v).
         substeps: Euler sub-steps per frame (1 = the plain per-frame Euler step of Holynski et al.).
+        progress: ``progress(frames done, T)`` after every frame (``ops/progress.py``); what it raises stops.
 
     Returns:
         [T, 2, H, W] float32 displacement in pixels; frame 0 is exactly zero.
@@ -75,11 +78,12 @@ def integrate_velocity(velocity: torch.Tensor, num_frames: int, direction: int =
         for _ in range(int(substeps)):
             disp = disp + _sample(field, origin + disp)
         out[t] = disp[0]
+        report(progress, t + 1, num_frames)
     return out
 
 
-def loop_motion_pair(velocity: torch.Tensor, num_frames: int, speed: float = 1.0, *,
-                     substeps: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def loop_motion_pair(velocity: torch.Tensor, num_frames: int, speed: float = 1.0, *, substeps: int = 1,
+                     progress: ProgressFn | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The two displacement sets and blend weights of a seamless Eulerian loop (Holynski et al. 2021).
 
     With T = num_frames frames per loop (frame T would be frame 0 again) and v = speed * velocity:
@@ -93,6 +97,8 @@ def loop_motion_pair(velocity: torch.Tensor, num_frames: int, speed: float = 1.0
     ``(1 - alpha[t]) * I_f + alpha[t] * I_b`` (Holynski et al. blend with the splat weights as well). Frame 0 is the
     picture itself (alpha 0, F_0 = 0) and frame T would be too (alpha 1, B_0 = 0), so the loop is seamless.
 
+    ``progress(done, 2 T + 1)`` counts the frames of both integrations.
+
     Returns:
         forward [T, 2, H, W], backward [T, 2, H, W] (pixels), alpha [T] in [0, 1).
     """
@@ -100,15 +106,16 @@ def loop_motion_pair(velocity: torch.Tensor, num_frames: int, speed: float = 1.0
     T = int(num_frames)
     if T < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    forward = integrate_velocity(v, T, +1, substeps=substeps)
-    back = integrate_velocity(v, T + 1, -1, substeps=substeps)  # back[s] = s steps backward, s = 0 .. T
+    forward = integrate_velocity(v, T, +1, substeps=substeps, progress=sub_progress(progress, 0, T, 2 * T + 1))
+    back = integrate_velocity(v, T + 1, -1, substeps=substeps,  # back[s] = s steps backward, s = 0 .. T
+                              progress=sub_progress(progress, T, T + 1, 2 * T + 1))
     backward = back.flip(0)[:T]  # backward[t] = back[T - t]
     alpha = torch.arange(T, device=v.device, dtype=torch.float32) / T
     return forward, backward, alpha
 
 
 def loop_motion(velocity: torch.Tensor, num_frames: int, mode: str = "crossfade", speed: float = 1.0, *,
-                substeps: int = 1) -> torch.Tensor:
+                substeps: int = 1, progress: ProgressFn | None = None) -> torch.Tensor:
     """Displacements [T, 2, H, W] of a looping animation of a static velocity field; frame 0 is exactly zero.
 
     Modes (T = num_frames, v = speed * velocity, F_t / B_s as in :func:`loop_motion_pair`):
@@ -135,12 +142,12 @@ def loop_motion(velocity: torch.Tensor, num_frames: int, mode: str = "crossfade"
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     v = _check_velocity(velocity) * float(speed)
     if mode == "none":
-        return integrate_velocity(v, T, substeps=substeps)
+        return integrate_velocity(v, T, substeps=substeps, progress=progress)
     if mode == "pingpong":
-        forward = integrate_velocity(v, T // 2 + 1, substeps=substeps)
+        forward = integrate_velocity(v, T // 2 + 1, substeps=substeps, progress=progress)
         phase = [min(t, T - t) for t in range(T)]
         return forward[phase].clone()
-    forward, backward, alpha = loop_motion_pair(v, T, substeps=substeps)
+    forward, backward, alpha = loop_motion_pair(v, T, substeps=substeps, progress=progress)
     a = alpha[:, None, None, None]
     out = (1.0 - a) * forward + a * backward
     out[0] = 0.0

@@ -8,6 +8,8 @@ every frame, as GID built its training data.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,9 +42,28 @@ def _to_gray_u8(frame: torch.Tensor, name: str) -> np.ndarray:
     return (x * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
+# OpenCV's DIS (5.1) refuses frames under 8 pixels on the shorter side or 12 on the longer, and crashes the
+# process (a segmentation fault, not an exception) on long thin ones, e.g. 14 x 60 or 24 x 400; measured on every
+# preset: no frame whose shorter side is at least 32 pixels fails (up to 32 x 8192).
+DIS_MIN_SHORT_SIDE = 32
+
+
 def _flow_between(dis, gray_a: np.ndarray, gray_b: np.ndarray, initial: np.ndarray | None) -> np.ndarray:
+    """DIS flow a -> b ([H, W, 2] float32 pixels). Frames whose shorter side is under ``DIS_MIN_SHORT_SIDE`` are
+    measured enlarged by a whole factor k (bilinear) and the flow brought back (area average, divided by k)."""
+    import cv2
+
+    h, w = gray_a.shape
+    k = math.ceil(DIS_MIN_SHORT_SIDE / min(h, w))
     flow = None if initial is None else np.ascontiguousarray(initial, dtype=np.float32).copy()
-    return dis.calc(gray_a, gray_b, flow)
+    if k == 1:
+        return dis.calc(gray_a, gray_b, flow)
+    size = (w * k, h * k)
+    if flow is not None:
+        flow = np.ascontiguousarray(cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR) * k)
+    big = dis.calc(cv2.resize(gray_a, size, interpolation=cv2.INTER_LINEAR),
+                   cv2.resize(gray_b, size, interpolation=cv2.INTER_LINEAR), flow)
+    return np.ascontiguousarray(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA) / k, dtype=np.float32)
 
 
 def dis_flow(frame_a: torch.Tensor, frame_b: torch.Tensor, preset: str = "medium",

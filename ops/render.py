@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from .fill import fill_holes
+from .progress import ProgressFn, report
 from .splat import softsplat
 from .warp import backward_warp
 
@@ -24,12 +25,46 @@ METRICS = ("motion", "none", "custom")
 _METRIC_CHUNK = 16  # frames reduced at once by motion_magnitude_metric
 
 
-def motion_magnitude_metric(displacement: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+# Working memory of render_frames beyond its inputs and output, measured (peak RSS growth on the CPU, 512 x 512 and
+# 1024 x 1024, fill on, with and without a loop blend and a metric): about 155 bytes per pixel plus 130-175 per pixel
+# and frame of a chunk (the splatted channels, coverage, the inverted flow for the border extension, push-pull's
+# pyramid). Rounded up:
+RENDER_BYTES_PER_PIXEL = 200
+RENDER_BYTES_PER_PIXEL_AND_FRAME = 180
+
+
+def render_memory(height: int, width: int, chunk_size: int) -> int:
+    """Bytes :func:`render_frames` needs while it works (beyond the picture, the motion and the output), for
+    frames of ``height`` x ``width`` splatted ``chunk_size`` at a time.
+
+    Example:
+        >>> render_memory(512, 512, 8) / 2**20   # MiB
+        410.0
+    """
+    return int(height) * int(width) * (RENDER_BYTES_PER_PIXEL + RENDER_BYTES_PER_PIXEL_AND_FRAME * int(chunk_size))
+
+
+def largest_chunk(height: int, width: int, budget: float, most: int) -> int:
+    """The most frames (at most ``most``) :func:`render_frames` may splat at once within ``budget`` bytes of working
+    memory; 0 when not even one frame fits.
+
+    Example:
+        >>> largest_chunk(512, 512, 2**30, 8), largest_chunk(512, 512, 100 * 2**20, 8), largest_chunk(512, 512, 0, 8)
+        (8, 1, 0)
+    """
+    pixels = int(height) * int(width)
+    frames = (float(budget) / pixels - RENDER_BYTES_PER_PIXEL) // RENDER_BYTES_PER_PIXEL_AND_FRAME
+    return int(max(0, min(int(most), frames)))
+
+
+def motion_magnitude_metric(displacement: torch.Tensor, temperature: float = 1.0,
+                            progress: ProgressFn | None = None) -> torch.Tensor:
     """GID's splat weight: W(p) = (1/T) sum_t ||F_t(p)||_2, times ``temperature``.
 
     Args:
         displacement: [T, 2, H, W] pixels.
         temperature: scale applied before the softmax (larger = sharper preference for moving pixels).
+        progress: ``progress(frames done, T)`` after every 16 frames (``ops/progress.py``); what it raises stops.
 
     Returns:
         [1, 1, H, W] float32 metric (larger = in front).
@@ -40,6 +75,7 @@ def motion_magnitude_metric(displacement: torch.Tensor, temperature: float = 1.0
     for start in range(0, displacement.shape[0], _METRIC_CHUNK):  # chunks: no [T, 1, H, W] temporary
         chunk = displacement[start:start + _METRIC_CHUNK].float()
         total += chunk.norm(dim=1, keepdim=True).sum(dim=0, keepdim=True)
+        report(progress, min(start + _METRIC_CHUNK, displacement.shape[0]), displacement.shape[0])
     return total * (float(temperature) / max(displacement.shape[0], 1))
 
 

@@ -180,7 +180,7 @@ def measure_flow(frame_a: torch.Tensor, frame_b: torch.Tensor, preset: str = "me
         return dis_flow(frame_a, frame_b, preset=preset)
     import cv2
 
-    from ..ops.optical_flow import _to_gray_u8
+    from ..ops.optical_flow import _flow_between, _to_gray_u8
 
     gray_a, gray_b = _to_gray_u8(frame_a, "frame_a"), _to_gray_u8(frame_b, "frame_b")
     if gray_a.shape != gray_b.shape:
@@ -191,7 +191,7 @@ def measure_flow(frame_a: torch.Tensor, frame_b: torch.Tensor, preset: str = "me
     dis.setPatchStride(3)
     dis.setGradientDescentIterations(25)
     dis.setVariationalRefinementIterations(5)
-    flow = dis.calc(gray_a, gray_b, None)
+    flow = _flow_between(dis, gray_a, gray_b, None)  # (small frames enlarged: DIS crashes on some)
     return torch.from_numpy(flow).permute(2, 0, 1).contiguous().to(frame_a.device)
 
 

@@ -89,7 +89,7 @@ import torch
 from ...ops.progress import ProgressFn, report
 from .noise_bank import SHUFFLE_MODES, NoiseBank, gaussian, seeded_generator
 from .schedulers import coefficients, resolve_scheduler, scale_input, step_with_noise, to_eps
-from .seams import SeamJoiner, segments_for_frames
+from .seams import SeamJoiner, long_video_length, segments_for_frames
 
 NOISE_PRIORS = ("image", "trajectory", "none")
 Denoiser = Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor]
@@ -148,6 +148,17 @@ class RescheduleConfig:
         if self.total_frames is None:
             raise ValueError("RescheduleConfig needs num_segments or total_frames")
         return segments_for_frames(self.total_frames, segment_length, self.overlap)
+
+    def resolve_length(self, segment_length: int) -> int:
+        """Frames of the long video for segments of ``segment_length``: ``total_frames``, or K L - (K - 1) O.
+
+        Example:
+            >>> RescheduleConfig(num_segments=3, overlap=1).resolve_length(4), RescheduleConfig(total_frames=7).resolve_length(4)
+            (10, 7)
+        """
+        if self.total_frames is not None:
+            return self.total_frames
+        return long_video_length(self.resolve_num_segments(segment_length), segment_length, self.overlap)
 
 
 @dataclass

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from ...ops.containers import LatentTrajectory, Motion
-from ...ops.progress import ProgressFn, report
+from ...ops.progress import ProgressFn, report, sub_progress
 from ...ops.warp import invert_flow, resize_flow
 from ..guidance import LoopGuidance
 from .model import LVMM
@@ -119,7 +119,8 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
         loop_guidance: optional :class:`LoopGuidance` (not with ``long_video``).
         eta: DDIM eta (0 = deterministic).
         long_video: optional ``models.long_video.RescheduleConfig``: phased inference over segments of the
-            trained length (its total_frames is set to K).
+            trained length. Its length, when it has one (``total_frames``, or ``num_segments`` segments with
+            ``overlap``), is K: a ``num_latent_frames`` that disagrees with it is refused.
         progress: ``progress(done, total)`` before the first and after every denoiser step (``ops/progress.py``);
             what it raises stops sampling at once, with nothing returned.
         condition: the CLIP embeddings the model's condition encoder uses, ``{"clip_vision": [1, Dv],
@@ -128,6 +129,11 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
     _check_image(image)
     cfg_model = model.config
     k = int(num_latent_frames or cfg_model.num_frames)
+    if long_video is not None and (long_video.num_segments, long_video.total_frames) != (None, None):
+        k = long_video.resolve_length(cfg_model.num_frames)
+        if num_latent_frames is not None and int(num_latent_frames) != k:
+            raise ValueError(f"num_latent_frames = {num_latent_frames} disagrees with long_video, whose length is {k} "
+                             "latent frames (give None, or that length)")
     if k < 1:
         raise ValueError(f"num_latent_frames must be >= 1, got {k}")
     if steps < 1:
@@ -256,15 +262,19 @@ def interpolate_time(frames: torch.Tensor, factor: float) -> torch.Tensor:
     return frames[lo] * (1 - frac) + frames[lo + 1] * frac
 
 
-def decode_trajectory(model: LVMM, latents: torch.Tensor, chunk_size: int = 16
+def decode_trajectory(model: LVMM, latents: torch.Tensor, chunk_size: int = 16, progress: ProgressFn | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """D over a trajectory [T, C, h, w] -> (backward flows [T, 2, h', w'] px at the flow size, omega [T, 1, h', w'])."""
+    """D over a trajectory [T, C, h, w] -> (backward flows [T, 2, h', w'] px at the flow size, omega [T, 1, h', w']).
+
+    ``progress(frames decoded, T)`` after every chunk of ``chunk_size`` frames (``ops/progress.py``)."""
     flows, omegas = [], []
+    total = latents.shape[0]
     with torch.no_grad():
-        for start in range(0, latents.shape[0], chunk_size):
+        for start in range(0, total, chunk_size):
             f, o = model.decode_motion(latents[start:start + chunk_size].to(model.device))
             flows.append(f)
             omegas.append(o)
+            report(progress, min(start + chunk_size, total), total)
     return torch.cat(flows), torch.cat(omegas)
 
 
@@ -279,17 +289,32 @@ def displacement_to_backward(displacement: torch.Tensor) -> torch.Tensor:
     return invert_flow(displacement.float())
 
 
+RESIZE_CHUNK = 16  # frames brought to the picture's size at once by latents_to_motion
+
+
 def latents_to_motion(model: LVMM, latents: torch.Tensor, size: tuple[int, int], slow_factor: float = 1.0,
-                      loops: bool = False, extras: dict | None = None) -> Motion:
-    """Decode a latent trajectory [T, C, h, w] into a ``Motion`` at ``size`` = (H, W) (see the module docstring)."""
-    flow, omega = decode_trajectory(model, latents)
+                      loops: bool = False, extras: dict | None = None, progress: ProgressFn | None = None) -> Motion:
+    """Decode a latent trajectory [T, C, h, w] into a ``Motion`` at ``size`` = (H, W) (see the module docstring).
+
+    The motion is decoded at the flow size, then brought to the picture's size ``RESIZE_CHUNK`` frames at a time
+    straight into the CPU tensors it returns; ``progress(done, total)`` counts the decoded and the resized frames."""
+    frames_out = int(round((latents.shape[0] - 1) * float(slow_factor))) + 1
+    total = latents.shape[0] + frames_out
+    flow, omega = decode_trajectory(model, latents, progress=sub_progress(progress, 0, latents.shape[0], total))
     displacement = backward_to_displacement(flow)
     if slow_factor != 1:
         flow, omega, displacement = (interpolate_time(x, slow_factor) for x in (flow, omega, displacement))
     out_h, out_w = int(size[0]), int(size[1])
-    displacement = resize_flow(displacement, (out_h, out_w))
-    intention = F.interpolate(omega, size=(out_h, out_w), mode="bilinear", align_corners=False).clamp(0, 1)
-    displacement, intention = displacement.cpu(), intention.cpu()
+    count = displacement.shape[0]
+    full = torch.empty(count, 2, out_h, out_w)
+    intention = torch.empty(count, 1, out_h, out_w)
+    for start in range(0, count, RESIZE_CHUNK):
+        stop = min(start + RESIZE_CHUNK, count)
+        full[start:stop] = resize_flow(displacement[start:stop], (out_h, out_w)).cpu()
+        intention[start:stop] = F.interpolate(omega[start:stop], size=(out_h, out_w), mode="bilinear",
+                                              align_corners=False).clamp(0, 1).cpu()
+        report(progress, latents.shape[0] + stop, total)
+    displacement = full
     latent = LatentTrajectory(latents=latents.detach().cpu(), backward_flow=flow.cpu(),
                               fingerprint=LatentTrajectory.fingerprint_of(displacement))
     info = {"source": "lvmm", "slow_factor": float(slow_factor), "flow_size": tuple(flow.shape[-2:])}
@@ -315,8 +340,9 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
     Args:
         model: a loaded :class:`LVMM` (on the compute device).
         image: [1, 3, H, W] float in [0, 1], any size.
-        num_frames: frames of the result before slow motion, frame 0 included (default K + 1 of the model, or
-            the source's length with ``transfer_from``; with a source, at most its length: the first frames).
+        num_frames: frames of the result before slow motion, frame 0 included (default K + 1 of the model, the
+            long video's length + 1 with a ``long_video`` that has one, or the source's length with
+            ``transfer_from``; with a source, at most its length: the first frames).
         steps, cfg, seed, eta, loop_guidance, long_video, progress, condition: see :func:`sample_latents`.
         motion_strength: s in z_k = v + s (z_k - v) (None = 1).
         transfer_from: frames, latents or an LVMM ``Motion`` of another picture / video (Fig. 4); no sampling.
@@ -355,7 +381,7 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
     if motion_strength is not None:
         latents = scale_motion_latents(latents, motion_strength)
     return latents_to_motion(model, latents, out_size, slow_factor=slow_factor, loops=loop_guidance is not None,
-                             extras=extras)
+                             extras=extras, progress=progress)
 
 
 # ================================================================================================ rendering

@@ -16,6 +16,7 @@ from ..common import (
     checked_inputs,
     image_to_bchw,
     mask_to_b1hw,
+    require_memory,
 )
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ def draw(image, trajectories, mode, num_frames, strength, sigma, threshold, edge
 
     picture = image_to_bchw(image, NODE)[:1]
     height, width = picture.shape[-2:]
+    # the motion and one working copy (tracks are spread in chunks, then scaled by the strength)
+    require_memory(NODE, 16 * num_frames * height * width, ("num_frames", "image"),
+                   f"the motion of {num_frames} frames at {width}x{height}")
     region = movable_region(mask, brush_mode, (height, width))
     try:
         with warnings.catch_warnings(record=True) as caught:

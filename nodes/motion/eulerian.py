@@ -4,7 +4,16 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ...ops.containers import LoopBlend, Motion, VelocityField
-from ..common import CATEGORY, DynFlow, DynMotion, NodeInputError, check_finite, checked_inputs
+from ..common import (
+    CATEGORY,
+    DynFlow,
+    DynMotion,
+    NodeInputError,
+    Progress,
+    check_finite,
+    checked_inputs,
+    require_memory,
+)
 
 NODE = "EulerianMotion"
 LOOP_MODES = ["seamless loop", "ping-pong", "no loop"]
@@ -45,12 +54,20 @@ class EulerianMotion(io.ComfyNode):
             raise NodeInputError(NODE, "flow", "a DYN_FLOW velocity field", type(flow).__name__)
         check_finite(flow.velocity, NODE, "flow")
         velocity = flow.velocity[0].float() * float(speed)
+        height, width = flow.size
+        # the loop's forward and backward displacements, and the backward one's reversed copy: 24 bytes per pixel
+        # and frame (8 without a seamless loop, plus the integration's working copy)
+        per_frame = (24 if loop == "seamless loop" else 16) * height * width
+        require_memory(NODE, per_frame * num_frames, ("num_frames", "flow"),
+                       f"the motion of {num_frames} frames at {width}x{height}")
+        progress = Progress(num_frames)
         if loop == "seamless loop":
-            forward, backward, alpha = eulerian.loop_motion_pair(velocity, num_frames)
+            forward, backward, alpha = eulerian.loop_motion_pair(velocity, num_frames, progress=progress)
             motion = Motion(displacement=forward, fps=fps, loops=True, blend=LoopBlend(backward, alpha))
         else:
             mode = "pingpong" if loop == "ping-pong" else "none"
-            motion = Motion(displacement=eulerian.loop_motion(velocity, num_frames, mode=mode), fps=fps,
+            motion = Motion(displacement=eulerian.loop_motion(velocity, num_frames, mode=mode, progress=progress),
+                            fps=fps,
                             loops=mode == "pingpong")
         if flow.mask is not None:  # the brush is exact: pixels outside it never move
             still = flow.mask[0, 0] <= 0

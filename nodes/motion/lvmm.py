@@ -15,6 +15,8 @@ from ..common import (
     Progress,
     checked_inputs,
     image_to_bchw,
+    library_error,
+    require_memory,
 )
 
 NODE = "PredictLatentMotion"
@@ -37,8 +39,10 @@ class PredictLatentMotion(io.ComfyNode):
                 DynModel.Input("model", tooltip="An LVMM model from LoadMotionModel."),
                 io.Image.Input("image", tooltip="The picture to animate (the first of a batch)."),
                 io.Int.Input("num_frames", default=0, min=0, max=4096,
-                             tooltip="Frames including the picture itself; 0 = the model's K + 1 (or the source "
-                             "clip's length when transferring)."),
+                             tooltip="Frames including the picture itself; 0 = the model's K + 1, the source "
+                             "clip's length when transferring, or the long_schedule's length + 1 (its total_frames, "
+                             "or num_segments segments of K latent frames); with a long_schedule, anything else "
+                             "than 0 must be that length."),
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps (the paper uses 250)."),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.05,
                                tooltip="Classifier-free guidance weight w: eps = (1 + w) eps_c - w eps_u."),
@@ -89,6 +93,14 @@ class PredictLatentMotion(io.ComfyNode):
             raise NodeInputError(NODE, "guidance", "loop guidance without transfer_from or long_schedule",
                                  "both connected")
         schedule = None if long_schedule is None else dataclasses.replace(long_schedule, seed=seed)
+        trained = model.model.config.num_frames
+        if schedule is not None and num_frames:
+            _check_schedule_length(schedule, num_frames, trained)
+        frames_in = num_frames or (len(frames) if frames is not None else _schedule_frames(schedule, trained))
+        frames_out = round((frames_in - 1) * slow_motion) + 1
+        height, width = picture.shape[-2:]
+        require_memory(NODE, 12 * frames_out * height * width, ("num_frames", "slow_motion", "image"),
+                       f"the motion of {frames_out} frames at {width}x{height}")  # displacement and intention
         condition = None
         if frames is None:  # transfer takes the motion from the clip: no condition
             condition = clip_condition(NODE, model.model.config.encoder, picture.permute(0, 2, 3, 1), clip_vision,
@@ -104,8 +116,39 @@ class PredictLatentMotion(io.ComfyNode):
                     long_video=schedule, progress=progress,
                     condition={k: v.to(device) for k, v in (condition or {}).items()})
         except ValueError as error:
-            raise NodeInputError(NODE, "model", "settings this LVMM model can sample", str(error)) from error
+            raise library_error(NODE, error, LIBRARY_ARGUMENTS, "model", "settings this LVMM model can sample") \
+                from error
         return io.NodeOutput(motion)
+
+
+# The library's words for the node's inputs, in its error messages.
+LIBRARY_ARGUMENTS = {"image": "image", "num_frames": "num_frames", "num_latent_frames": "num_frames",
+                     "steps": "steps", "cfg": "cfg", "slow_factor": "slow_motion", "transfer_from": "transfer_from",
+                     "LoopGuidance": "guidance", "loop guidance": "guidance", "long_video": "long_schedule",
+                     "long-video": "long_schedule", "overlap": "long_schedule"}
+
+
+def _schedule_frames(schedule, trained: int) -> int:
+    """Frames of the motion without num_frames: the long schedule's length + 1, else the model's K + 1."""
+    if schedule is None or (schedule.num_segments, schedule.total_frames) == (None, None):
+        return trained + 1
+    try:
+        return schedule.resolve_length(trained) + 1
+    except ValueError as error:
+        raise NodeInputError(NODE, "long_schedule", f"a schedule for segments of this model's {trained} latent "
+                             "frames", str(error)) from error
+
+
+def _check_schedule_length(schedule, num_frames: int, segment_frames: int) -> None:
+    """A num_frames other than 0 must agree with the long schedule's own length (frame 0 + its latent frames)."""
+    if (schedule.num_segments, schedule.total_frames) == (None, None):
+        return
+    length = _schedule_frames(schedule, segment_frames)
+    if num_frames != length:
+        made = (f"{schedule.total_frames} latent frames" if schedule.total_frames is not None else
+                f"{schedule.num_segments} segments of {segment_frames} latent frames sharing {schedule.overlap}")
+        raise NodeInputError(NODE, "num_frames", f"0 or {length}: the long_schedule's length (the picture and "
+                             f"{made}; or set total_frames there)", str(num_frames))
 
 
 NODES = [PredictLatentMotion]

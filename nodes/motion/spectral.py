@@ -19,7 +19,9 @@ from ..common import (
     check_finite,
     checked_inputs,
     image_to_bchw,
+    library_error,
     mask_to_b1hw,
+    require_memory,
 )
 
 NODE_SAMPLER = "SpectralVolumeSampler"
@@ -94,6 +96,9 @@ class SpectralVolumeSampler(io.ComfyNode):
         node = NODE_SAMPLER
         picture = image_to_bchw(image, node)[:1]
         size = tuple(picture.shape[-2:])
+        # K complex coefficients per pixel and axis (16 bytes), and the procedural prior's working copies
+        require_memory(node, 48 * num_frequencies * size[0] * size[1], ("num_frequencies", "image"),
+                       f"a spectral volume of {num_frequencies} frequencies at {size[1]}x{size[0]}")
         brush = mask_to_b1hw(mask, size, node)
         if num_frequencies > period_frames // 2 + 1:
             raise NodeInputError(node, "num_frequencies", f"at most period_frames // 2 + 1 = {period_frames // 2 + 1}",
@@ -162,6 +167,11 @@ class SpectrumToMotion(io.ComfyNode):
 
         if not isinstance(spectrum, SpectralVolume):
             raise NodeInputError(NODE_TO_MOTION, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
+        frames = num_frames or max(1, round(spectrum.num_frames * slow_motion))
+        h, w = spectrum.size
+        # the motion, the series' (or the interpolation's) working copies, the padded spectrum over the period
+        require_memory(NODE_TO_MOTION, (40 * frames + 16 * spectrum.num_frames) * h * w, ("num_frames", "slow_motion"),
+                       f"the motion of {frames} frames at {w}x{h}")
         scaled = SpectralVolume(coeffs=scale_amplitude(spectrum.coeffs, magnify), num_frames=spectrum.num_frames,
                                 fps=spectrum.fps, norm=spectrum.norm)
         motion = to_motion(scaled, num_frames=num_frames or None, slow_factor=slow_motion,
@@ -206,9 +216,13 @@ class MotionFromVideo(io.ComfyNode):
                 scale=1.0) -> io.NodeOutput:
         from ...ops.optical_flow import reference_anchored_motion, transfer_motion
 
-        clip = image_to_bchw(frames, NODE_FROM_VIDEO, "frames")[::stride][:max_frames]
+        clip = image_to_bchw(frames[::stride][:max_frames], NODE_FROM_VIDEO, "frames")  # only the frames used
         if clip.shape[0] < 2:
             raise NodeInputError(NODE_FROM_VIDEO, "frames", "at least 2 frames after the stride", f"{clip.shape[0]}")
+        count, h, w = clip.shape[0], *clip.shape[-2:]
+        th, tw = (h, w) if target is None else tuple(target.shape[1:3])
+        require_memory(NODE_FROM_VIDEO, count * (8 * h * w + 16 * th * tw), ("max_frames", "frames", "target"),
+                       f"the motion of {count} frames at {w}x{h}" + ("" if target is None else f" and {tw}x{th}"))
         progress = Progress(clip.shape[0])
         motion = reference_anchored_motion(clip, preset=preset, fps=fps / stride, chained=chained,
                                            progress=progress)
@@ -257,8 +271,13 @@ class InteractiveDynamics(io.ComfyNode):
         if not isinstance(spectrum, SpectralVolume):
             raise NodeInputError(NODE_DYNAMICS, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
         h, w = spectrum.size
-        if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
-            raise NodeInputError(NODE_DYNAMICS, "x", f"a drag point inside the {w}x{h} picture", f"({x}, {y})")
+        for name, value, side in (("x", x, w), ("y", y, h)):
+            if not 0 <= value <= side - 1:
+                raise NodeInputError(NODE_DYNAMICS, name, f"a drag point inside the {w}x{h} picture (0 .. {side - 1})",
+                                     f"({x}, {y})")
+        # the response is two sums over the modes for every frame: three [T, 2, H, W] float32 tensors
+        require_memory(NODE_DYNAMICS, 24 * num_frames * h * w, ("num_frames", "spectrum"),
+                       f"the motion of {num_frames} frames at {w}x{h}")
         k = spectrum.num_frequencies
         frequencies = torch.arange(k, dtype=torch.float32) * spectrum.fps / spectrum.num_frames
         try:
@@ -266,8 +285,15 @@ class InteractiveDynamics(io.ComfyNode):
                                                    frequencies_hz=frequencies, damping=damping, mass=mass,
                                                    hold_frames=hold_frames)
         except ValueError as error:
-            raise NodeInputError(NODE_DYNAMICS, "damping", "settings the simulation accepts", str(error)) from error
+            raise library_error(NODE_DYNAMICS, error, MODAL_ARGUMENTS, "spectrum", "settings the simulation accepts") \
+                from error
         return io.NodeOutput(Motion(displacement=displacement, fps=fps))
+
+
+# ops.modal's words for InteractiveDynamics' inputs, in its error messages.
+MODAL_ARGUMENTS = {"drag_point": "x", "drag_displacement": "dx", "fps": "fps", "num_frames": "num_frames",
+                   "damping": "damping", "mass": "mass", "hold_frames": "hold_frames", "substeps": "damping",
+                   "coeffs": "spectrum", "frequencies_hz": "spectrum"}
 
 
 class PreviewSpectrum(io.ComfyNode):

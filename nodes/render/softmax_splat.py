@@ -9,18 +9,22 @@ import torch
 from comfy_api.latest import io
 
 from ...ops.containers import Motion
-from ...ops.progress import sub_progress
+from ...ops.progress import ProgressFn, report, sub_progress
 from ..common import (
     CATEGORY,
+    MEMORY_HEADROOM,
     DynModel,
     DynMotion,
     NodeInputError,
     Progress,
     check_finite,
     checked_inputs,
+    format_bytes,
+    free_memory,
     image_to_bchw,
     intermediate_device,
     mask_to_b1hw,
+    require_memory,
 )
 
 NODE = "SoftmaxSplatRender"
@@ -89,30 +93,55 @@ class SoftmaxSplatRender(io.ComfyNode):
         handler = METRICS.get(metric)
         if handler is None:
             raise NodeInputError(NODE, "metric", f"one of {', '.join(METRICS)}", repr(metric))
-        chosen = handler(MetricInputs(metric_scale, motion, size, pictures[:1], metric_mask, depth, target_frames))
+        total, count = motion.num_frames, pictures.shape[0]
+        # frames out, and the brightness-constancy metric and confidence (one value per pixel and frame each)
+        kept = 4 * (3 * count + (8 if metric == BRIGHTNESS else 0)) * total * size[0] * size[1]
+        if renderer is None:
+            chunk_size = _chunk_that_fits(chunk_size, total, count, size, kept)
+        else:
+            require_memory(NODE, kept, ("motion", "image"), f"{count * total} frames at {size[1]}x{size[0]}")
+        # one bar: the first pass over every frame (the metric), then the frames of every picture
+        progress = Progress(total + count * total)
+        chosen = handler(MetricInputs(metric_scale, motion, size, pictures[:1], metric_mask, depth, target_frames,
+                                      sub_progress(progress, 0, total, total + count * total)))
         if renderer is not None:
-            return io.NodeOutput(_render_learned(renderer, pictures, motion, chosen.metric, chunk_size),
+            return io.NodeOutput(_render_learned(renderer, pictures, motion, chosen.metric, chunk_size, progress),
                                  float(motion.fps))
         splat_metric, confidence = chosen.metric, chosen.confidence
         blend = None if motion.blend is None else (motion.blend.displacement, motion.blend.weight)
-        total = motion.num_frames
-        progress = Progress(total * pictures.shape[0])
         # The output is written in place, chunk by chunk, in ComfyUI's [N,H,W,C] layout: memory is the output
         # plus one chunk, whatever the number of frames.
-        out = torch.empty(pictures.shape[0] * total, *size, pictures.shape[1], dtype=torch.float32,
-                          device=intermediate_device())
-        for index in range(pictures.shape[0]):
+        out = torch.empty(count * total, *size, pictures.shape[1], dtype=torch.float32, device=intermediate_device())
+        for index in range(count):
             view = out[index * total:(index + 1) * total].permute(0, 3, 1, 2)
             _, holes = render_frames(pictures[index:index + 1], motion.displacement, splat_metric, fill=fill_holes,
                                      chunk_size=chunk_size, blend=blend, out=view, confidence=confidence,
-                                     on_frames=lambda done, _t, i=index: progress(i * total + done))
+                                     on_frames=lambda done, _t, i=index: progress(total + i * total + done))
             logger.info("%s: picture %d: %d frames, holes before filling mean %.2f%% max %.2f%%", NODE, index,
                         total, 100 * float(holes.mean()), 100 * float(holes.max()))
         return io.NodeOutput(out.clamp_(0, 1), float(motion.fps))
 
 
-def _render_learned(renderer, pictures: torch.Tensor, motion: Motion, metric, chunk_size: int) -> torch.Tensor:
-    """Frames from a learned renderer (family "renderer") or LVMM's renderer R, in ComfyUI's [N,H,W,C] layout."""
+def _chunk_that_fits(chunk_size: int, total: int, count: int, size: tuple[int, int], kept: int) -> int:
+    """``chunk_size``, or fewer frames at once if that many would not fit in memory beside what the render keeps
+    (``kept`` bytes); refused by name when not even one frame fits."""
+    from ...ops.render import largest_chunk, render_memory
+
+    free = free_memory()
+    fits = largest_chunk(size[0], size[1], MEMORY_HEADROOM * free - kept, min(chunk_size, total))
+    if fits < 1:
+        require_memory(NODE, kept + render_memory(size[0], size[1], 1), ("motion", "image"),
+                       f"{count * total} frames at {size[1]}x{size[0]}", free=free)
+    if fits < min(chunk_size, total):
+        logger.warning("%s: chunk_size %d -> %d frames at once, to fit in the %s of free memory", NODE, chunk_size,
+                       fits, format_bytes(free))
+    return max(fits, 1)
+
+
+def _render_learned(renderer, pictures: torch.Tensor, motion: Motion, metric, chunk_size: int,
+                    progress: Progress) -> torch.Tensor:
+    """Frames from a learned renderer (family "renderer") or LVMM's renderer R, in ComfyUI's [N,H,W,C] layout;
+    ``progress`` counts the first pass's T frames, then these."""
     from ..motion.load_model import MotionModel
 
     if not isinstance(renderer, MotionModel):
@@ -122,22 +151,22 @@ def _render_learned(renderer, pictures: torch.Tensor, motion: Motion, metric, ch
     total = motion.num_frames
     out = torch.empty(pictures.shape[0] * total, *pictures.shape[-2:], 3, dtype=torch.float32,
                       device=intermediate_device())
-    progress = Progress(total * pictures.shape[0])
     for index in range(pictures.shape[0]):
         view = out[index * total:(index + 1) * total].permute(0, 3, 1, 2)
         picture = pictures[index:index + 1].to(device)
+        part = sub_progress(progress, total + index * total, total, total + len(pictures) * total)
         if renderer.family == "lvmm":
             from ...models.lvmm import render_with_lvmm
 
-            frames = render_with_lvmm(renderer.model, picture, motion, chunk_size=chunk_size,
-                                      progress=sub_progress(progress, index * total, total, len(pictures) * total))
-            view.copy_(frames.to(view))
+            render_with_lvmm(renderer.model, picture, motion, chunk_size=chunk_size,
+                             on_chunk=lambda start, frames, v=view: v[start:start + len(frames)].copy_(frames),
+                             progress=part)
         else:
             from ...models.renderer.render import render_frames_learned
 
             render_frames_learned(renderer.model, picture, motion.displacement, metric=metric,
                                   intention=motion.intention, chunk_size=chunk_size, out=view,
-                                  progress=sub_progress(progress, index * total, total, len(pictures) * total))
+                                  progress=part)
     return out.clamp_(0, 1)
 
 
@@ -152,6 +181,7 @@ class MetricInputs:
     metric_mask: torch.Tensor | None
     depth: torch.Tensor | None
     target_frames: torch.Tensor | None
+    progress: ProgressFn | None = None  # for a pass over every frame
 
 
 @dataclass
@@ -168,7 +198,8 @@ def _motion_magnitude(inputs: MetricInputs) -> SplatMetric:
 
     if inputs.motion.metric is not None:  # a metric that came with the motion
         return SplatMetric(inputs.motion.metric * inputs.scale)
-    return SplatMetric(motion_magnitude_metric(inputs.motion.displacement, temperature=inputs.scale))
+    return SplatMetric(motion_magnitude_metric(inputs.motion.displacement, temperature=inputs.scale,
+                                               progress=inputs.progress))
 
 
 def _average(inputs: MetricInputs) -> SplatMetric:
@@ -199,21 +230,35 @@ def _brightness_constancy(inputs: MetricInputs) -> SplatMetric:
     if inputs.target_frames is None:
         raise NodeInputError(NODE, "target_frames", "an IMAGE batch when metric is 'brightness constancy'",
                              "nothing")
-    targets = image_to_bchw(inputs.target_frames, NODE, "target_frames")
-    if targets.shape[0] != motion.num_frames or tuple(targets.shape[-2:]) != size:
-        raise NodeInputError(NODE, "target_frames", f"{motion.num_frames} frames of {size[1]}x{size[0]}",
-                             f"{targets.shape[0]} frames of {targets.shape[-1]}x{targets.shape[-2]}")
-    source = inputs.picture.expand(motion.num_frames, -1, -1, -1)
-    z = brightness_constancy_metric(source, targets, motion.displacement.float())  # at the metric's own scale
-    confidence = brightness_confidence(z) if inputs.scale > 0 else None
-    return SplatMetric(z * inputs.scale, confidence)  # the node's temperature on top of the metric's scale
+    frames = inputs.target_frames
+    if not (isinstance(frames, torch.Tensor) and frames.ndim == 4 and frames.shape[0] == motion.num_frames
+            and tuple(frames.shape[1:3]) == size):
+        got = (f"{frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}" if isinstance(frames, torch.Tensor)
+               and frames.ndim == 4 else type(frames).__name__)
+        raise NodeInputError(NODE, "target_frames", f"{motion.num_frames} frames of {size[1]}x{size[0]}", got)
+    # frame by frame (a chunk at a time): the pass holds one chunk of warped targets, not the whole clip
+    total = motion.num_frames
+    metric = torch.empty(total, 1, *size)
+    confidence = torch.empty(total, 1, *size) if inputs.scale > 0 else None
+    for start in range(0, total, BRIGHTNESS_CHUNK):
+        stop = min(start + BRIGHTNESS_CHUNK, total)
+        targets = image_to_bchw(frames[start:stop], NODE, "target_frames")
+        z = brightness_constancy_metric(inputs.picture.expand(stop - start, -1, -1, -1), targets,
+                                        motion.displacement[start:stop].float())  # at the metric's own scale
+        if confidence is not None:
+            confidence[start:stop] = brightness_confidence(z)
+        metric[start:stop] = z * inputs.scale  # the node's temperature on top of the metric's scale
+        report(inputs.progress, stop, total)
+    return SplatMetric(metric, confidence)
 
 
+BRIGHTNESS = "brightness constancy (target frames)"
+BRIGHTNESS_CHUNK = 8  # frames of the brightness-constancy metric computed at once
 METRICS: dict[str, Callable[[MetricInputs], SplatMetric]] = {
     "motion magnitude (GID)": _motion_magnitude,
     "none (average)": _average,
     "mask (in front)": _mask,
     "depth image (nearer = in front)": _depth,
-    "brightness constancy (target frames)": _brightness_constancy,
+    BRIGHTNESS: _brightness_constancy,
 }
 """The ``metric`` combo's options (in the widget's order) and the handler computing each."""

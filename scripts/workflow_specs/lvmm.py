@@ -45,11 +45,12 @@ it on the picture (LVMM Fig. 4) instead of sampling one. {RENDER}""", _base(
 
 def lvmm_long() -> Workflow:
     return Workflow("LVMM: a motion longer than the model's, in phased segments", f"""
-**Long Video Schedule** makes **Predict Latent Motion** sample 25 frames, more than the model's K latent frames, in 3
-overlapping segments that share their early denoising steps (the long-animation paper's phased inference with a
-shared noise reschedule), so the segments join without a seam. {RENDER}""", _base(
-        "lvmm_long", {"num_frames": 25}, {"long_schedule": (6, 0)}, [
-            Node(6, "LongVideoSchedule", {"num_segments": 3, "gamma": 0.8, "omega": 0.2}),
+**Long Video Schedule** (total_frames 24) makes **Predict Latent Motion** sample 25 frames (the picture and 24 latent
+frames), more than the model's K latent frames, in segments of K that share their early denoising steps (the
+long-animation paper's phased inference with a shared noise reschedule), so every segment keeps the first one's
+layout. Predict Latent Motion takes its length from the schedule (num_frames 0, or that length + 1). {RENDER}""",
+        _base("lvmm_long", {"num_frames": 25}, {"long_schedule": (6, 0)}, [
+            Node(6, "LongVideoSchedule", {"total_frames": 24, "gamma": 0.8, "omega": 0.2}),
         ]), thumbnail=GRAPH)
 
 

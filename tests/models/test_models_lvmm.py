@@ -17,6 +17,7 @@ from imagedynamics.models.lvmm import (
     LVMM,
     LVMMConfig,
     interpolate_time,
+    latents_to_motion,
     render_with_lvmm,
     sample_latent_motion,
     transfer_latents,
@@ -189,6 +190,24 @@ def test_rendering_stops_within_a_chunk_when_progress_raises():
     assert len(calls) == 2 and chunks == [0, 1]
 
 
+def test_decoding_many_frames_reports_progress_and_stops_when_it_raises():
+    model = LVMM(LVMMConfig.preset("tiny")).eval()
+    c, (h, w) = model.config.latent_channels, model.config.latent_size
+    latents = torch.randn(40, c, h, w, generator=torch.Generator().manual_seed(0))
+    seen = []
+    motion = latents_to_motion(model, latents, (48, 40), slow_factor=2.0,
+                               progress=lambda done, total: seen.append((done, total)))
+    assert motion.displacement.shape == (79, 2, 48, 40) and motion.intention.shape == (79, 1, 48, 40)
+    assert seen[0][1] == 40 + 79 and seen[-1] == (119, 119) and len(seen) == 3 + 5  # 3 decoded, 5 resized chunks
+
+    def stop(done, total):
+        if done > 40:
+            raise Interrupted("stopped")
+
+    with pytest.raises(Interrupted):
+        latents_to_motion(model, latents, (48, 40), slow_factor=2.0, progress=stop)
+
+
 @pytest.mark.parametrize("steps", [1000, 999])
 def test_every_step_count_up_to_the_schedule_length_is_a_valid_schedule(steps):
     scheduler = LVMM(LVMMConfig.preset("tiny")).sampling_scheduler(steps)
@@ -282,7 +301,7 @@ def test_sampler_returns_requested_frames_with_motion(trained):
     motion = sample_latent_motion(model, image, num_frames=6, steps=8, cfg=1.0, seed=3,
                                   progress=lambda done, total: seen.append((done, total)))
     assert motion.displacement.shape == (6, 2, 60, 80) and motion.intention.shape == (6, 1, 60, 80)
-    assert seen[-1] == (8, 8)
+    assert (8, 8) in seen and seen[-1] == (12, 12)  # 8 steps, then 6 frames decoded and 6 resized
     assert float(motion.intention.min()) >= 0 and float(motion.intention.max()) <= 1
     magnitude = motion.displacement[1:].norm(dim=1).mean()
     assert magnitude > 0.1  # pixels: the picture moves
@@ -382,8 +401,17 @@ def test_long_video_phased_sampling_beyond_the_trained_length(trained):
                                   long_video=RescheduleConfig(gamma=0.8, omega=0.2, seed=0),
                                   progress=lambda d, t: calls.append(t))
     assert motion.displacement.shape == (14, 2, 64, 64)  # 13 latent frames = 4 segments of 4, cut
-    assert calls[-1] == 10 + 3 * 2 + 2  # T + (K - 1)(T - M) + (T - M) with the image prior
+    assert calls[0] == 10 + 3 * 2 + 2  # T + (K - 1)(T - M) + (T - M) with the image prior
     assert float(motion.displacement[1:].abs().mean()) > 0.05
+    # a schedule with a length sets it (2 segments of 4 sharing 1 frame: 7 latent frames + frame 0); a num_frames
+    # that disagrees is refused
+    scheduled = sample_latent_motion(model, image, steps=2, long_video=RescheduleConfig(num_segments=2, overlap=1))
+    assert scheduled.num_frames == 8
+    assert sample_latent_motion(model, image, num_frames=6, steps=2,
+                                long_video=RescheduleConfig(total_frames=5)).num_frames == 6
+    with pytest.raises(ValueError, match="num_latent_frames = 13 disagrees with long_video, whose length is 7"):
+        sample_latent_motion(model, image, num_frames=14, steps=2, long_video=RescheduleConfig(num_segments=2,
+                                                                                                 overlap=1))
     direct = sample_latent_motion(model, image, num_frames=14, steps=4, seed=0)
     assert direct.num_frames == 14 and math.isfinite(float(direct.displacement.abs().mean()))
 

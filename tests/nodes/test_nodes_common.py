@@ -8,7 +8,16 @@ import torch
 from comfy_api.latest import io
 
 from imagedynamics.models.long_video import RescheduleConfig
-from imagedynamics.nodes.common import DynLongSchedule, DynMotion, NodeInputError, check_inputs, checked_inputs
+from imagedynamics.nodes.common import (
+    DynLongSchedule,
+    DynMotion,
+    NodeInputError,
+    check_inputs,
+    checked_inputs,
+    format_bytes,
+    free_memory,
+    require_memory,
+)
 from imagedynamics.nodes.control import sparse_trajectory
 
 SCHEMA = io.Schema(
@@ -107,3 +116,30 @@ def test_a_real_node_refuses_an_unknown_combo_and_a_nan_float_by_name():
         with pytest.raises(NodeInputError) as info:
             node.execute(**{**inputs, name: value})
         assert str(info.value).startswith(f"SparseTrajectoryToFlow: input '{name}': expected "), info.value
+
+
+def test_memory_is_checked_before_allocating_with_what_to_lower():
+    require_memory("Probe", 2**30, ("num_frames", "image"), "the motion", free=2**31)
+    with pytest.raises(NodeInputError) as info:
+        require_memory("Probe", 300 * 2**30, ("num_frames", "image"), "the motion of 4096 frames at 2048x2048",
+                       free=8 * 2**30)
+    assert str(info.value) == ("Probe: input 'num_frames': expected settings that fit in memory (lower num_frames or "
+                               "image), got the motion of 4096 frames at 2048x2048, which needs about 300.0 GiB with "
+                               "8.0 GiB free")
+    assert free_memory() > 0 and format_bytes(1536) == "1.5 KiB" and format_bytes(12) == "12 B"
+
+
+def test_the_render_splats_fewer_frames_at_once_when_memory_is_short(monkeypatch, caplog):
+    """4096 x 4096, 4 frames: the output is 768 MiB; each frame of a chunk needs 180 bytes a pixel (2.8 GiB)."""
+    from imagedynamics.nodes.render import softmax_splat
+
+    size, kept = (4096, 4096), 12 * 4 * 4096 * 4096
+    for free, chunk in [(100 * 2**30, 4), (16 * 2**30, 3), (10 * 2**30, 1)]:
+        monkeypatch.setattr(softmax_splat, "free_memory", lambda f=free: f)
+        assert softmax_splat._chunk_that_fits(8, 4, 1, size, kept) == chunk, free
+    assert "chunk_size 8 -> 1 frames at once" in caplog.text
+    monkeypatch.setattr(softmax_splat, "free_memory", lambda: 6 * 2**30)  # not even one frame at a time
+    with pytest.raises(NodeInputError, match=r"SoftmaxSplatRender: input 'motion': expected settings that fit in "
+                       r"memory \(lower motion or image\), got 4 frames at 4096x4096, which needs about 6.7 GiB "
+                       r"with 6.0 GiB free"):
+        softmax_splat._chunk_that_fits(8, 4, 1, size, kept)

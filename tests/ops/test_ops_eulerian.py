@@ -122,3 +122,21 @@ def test_errors():
         loop_motion(v, 3, mode="bounce")
     with pytest.raises(ValueError, match="num_frames"):
         loop_motion(v, 0)
+
+
+@pytest.mark.parametrize("mode", ["crossfade", "pingpong", "none"])
+def test_integration_reports_every_frame_and_stops_when_progress_raises(mode):
+    from imagedynamics.ops.progress import Interrupted
+
+    v = arrow_field()
+    seen = []
+    loop_motion(v, 10, mode, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] and len(seen) >= (5 if mode == "pingpong" else 9)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))  # never goes back
+
+    def stop(done, total):
+        if done >= 3:
+            raise Interrupted("stopped")
+
+    with pytest.raises(Interrupted):
+        loop_motion(v, 10, mode, progress=stop)

@@ -36,6 +36,21 @@ def test_dis_recovers_integer_translation(name, shift):
     assert (warped - image[:, MARGIN:-MARGIN, MARGIN:-MARGIN]).abs().mean() < 0.01
 
 
+@pytest.mark.parametrize("size", [(1, 1), (6, 10), (11, 11), (7, 30), (14, 60), (24, 400)])
+def test_frames_smaller_than_dis_accepts_are_measured_enlarged(size):
+    """DIS refuses frames under 8 px on the shorter side or 12 on the longer and crashes the process on long thin
+    ones (14 x 60, 24 x 400): frames with a shorter side under 32 px are measured enlarged."""
+    h, w = size
+    still = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
+    assert dis_flow(still, still).shape == (2, h, w) and dis_flow(still, still).abs().max() < 0.25
+    motion = reference_anchored_motion(torch.stack([still, still, still]), preset="ultrafast")
+    assert motion.displacement.shape == (3, 2, h, w)
+    if h >= 6:  # a smooth picture moved 2 px right in a small frame: the flow says so, in the frame's pixels
+        ramp = picture("chelsea", long_side=64)[0, :, 20:20 + h, 20:20 + w + 2]
+        flow = dis_flow(ramp[:, :, 2:], ramp[:, :, :-2])
+        assert abs(float(flow[0, 2:-2, 3:-3].median()) - 2.0) < 0.75, flow[0]
+
+
 def _translating_clip(frames: int = 6, step: int = 2) -> torch.Tensor:
     image = picture("chelsea", long_side=192)[0]
     return torch.stack([torch.roll(image, shifts=(0, step * t), dims=(1, 2)) for t in range(frames)])

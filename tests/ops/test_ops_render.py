@@ -165,3 +165,23 @@ def test_pixels_only_untrusted_sources_reach_are_filled_like_holes():
     assert float(holes[0]) == pytest.approx(2 / 16)  # hole fractions still count coverage only
     with pytest.raises(ValueError, match="confidence"):
         render_frames(image, displacement, confidence=torch.ones(1, 1, 8, 8))
+
+
+def test_the_metric_pass_reports_progress_and_the_memory_estimate_fits_a_measured_render():
+    from imagedynamics.ops.progress import Interrupted
+    from imagedynamics.ops.render import largest_chunk, render_memory
+
+    disp = torch.randn(40, 2, 8, 8)
+    seen = []
+    metric = motion_magnitude_metric(disp, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(16, 40), (32, 40), (40, 40)] and torch.allclose(metric, motion_magnitude_metric(disp))
+
+    def stop(done, total):
+        raise Interrupted("stopped")
+
+    with pytest.raises(Interrupted):
+        motion_magnitude_metric(disp, progress=stop)
+    # measured at 512 x 512 (RSS growth): 71 MiB for 1 frame at a time, 303 MiB for 8; the estimate is above both
+    assert 71 * 2**20 < render_memory(512, 512, 1) < 1.5 * 71 * 2**20
+    assert 303 * 2**20 < render_memory(512, 512, 8) < 1.5 * 303 * 2**20
+    assert largest_chunk(512, 512, render_memory(512, 512, 3), 8) == 3
