@@ -48,7 +48,10 @@ from collections.abc import Sequence
 import torch
 
 from .containers import Motion, SpectralVolume
+from .progress import ProgressFn, report
 from .spectral import bin_frequencies
+
+RESPONSE_CHUNK = 64  # frames of the response summed at once
 
 INITIAL_STATES = ("rest", "held")
 _MAX_STEP_ANGLE = 0.1  # w h per sub-step
@@ -97,7 +100,7 @@ def simulate_modal_response(coeffs: torch.Tensor, drag_point: Sequence[float],
                             frequencies_hz: Sequence[float] | torch.Tensor | None = None, damping: float = 0.05,
                             mass: float | Sequence[float] | torch.Tensor = 1.0, hold_frames: int | None = None,
                             substeps: int | None = None, initial: str = "rest", max_amplification: float | None = 4.0,
-                            return_state: bool = False):
+                            return_state: bool = False, progress: ProgressFn | None = None):
     """Displacement of every pixel after the user drags pixel ``drag_point`` by ``drag_displacement`` and lets go.
 
     Args:
@@ -118,6 +121,8 @@ def simulate_modal_response(coeffs: torch.Tensor, drag_point: Sequence[float],
             first drag, as if it had been held for ever).
         max_amplification: cap on any pixel's held displacement relative to |d| (None = no cap).
         return_state: also return a dict with the modal state per frame.
+        progress: ``progress(frames done, T)`` while the response is summed over the modes, every
+            ``RESPONSE_CHUNK`` frames (``ops/progress.py``); what it raises stops.
 
     Returns:
         displacement [T, 2, H, W] (coeffs' real dtype and device, pixels); with ``return_state``, also a dict:
@@ -256,12 +261,30 @@ def simulate_modal_response(coeffs: torch.Tensor, drag_point: Sequence[float],
     real = torch.view_as_real(coeffs)  # [K, 2, H, W, 2]
     q_cast = q_hist.to(device=coeffs.device, dtype=coeffs.dtype)
     q_real = torch.view_as_real(q_cast)  # [T, K, 2]
-    displacement = (torch.einsum("tk,kchw->tchw", q_real[..., 0], real[..., 0])
-                    - torch.einsum("tk,kchw->tchw", q_real[..., 1], real[..., 1]))
+    # F_t = Re sum_f q_f(t) S_f, RESPONSE_CHUNK frames at a time into the output
+    re, im = real[..., 0].reshape(keep, -1), real[..., 1].reshape(keep, -1)
+    if torch.is_grad_enabled() and coeffs.requires_grad:  # differentiable: one product (no in-place chunks)
+        displacement = q_real[..., 0] @ re - q_real[..., 1] @ im
+    else:
+        displacement = _response_in_chunks(q_real, re, im, progress)
+    displacement = displacement.reshape(num_frames, *coeffs.shape[1:])
     if not return_state:
         return displacement
     return displacement, {"q": q_hist, "v": v_hist, "energy": energy, "force": force_hist, "step": steps,
                           "substeps": counts, "gain": gain_hist}
+
+
+def _response_in_chunks(q_real: torch.Tensor, re: torch.Tensor, im: torch.Tensor,
+                        progress: ProgressFn | None) -> torch.Tensor:
+    """Re sum_f q_f(t) S_f as [T, 2 H W]: q_real [T, K, 2] (re, im), the spectrum's parts re, im [K, 2 H W]."""
+    num_frames = q_real.shape[0]
+    displacement = torch.empty(num_frames, re.shape[1], dtype=re.dtype, device=re.device)
+    for start in range(0, num_frames, RESPONSE_CHUNK):
+        stop = min(start + RESPONSE_CHUNK, num_frames)
+        torch.addmm(q_real[start:stop, :, 0] @ re, q_real[start:stop, :, 1], im, alpha=-1,
+                    out=displacement[start:stop])
+        report(progress, stop, num_frames)
+    return displacement
 
 
 def _amplification_cap(coeffs: torch.Tensor, s0: torch.Tensor, inv_w2: torch.Tensor, drags: torch.Tensor,

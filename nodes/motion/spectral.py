@@ -136,6 +136,9 @@ class SpectralVolumeSampler(io.ComfyNode):
         return io.NodeOutput(spectrum)
 
 
+BAND_BYTES = 1 << 28  # working memory of ops.spectral.to_motion: a few copies of its band of 2^23 float32 values
+
+
 class SpectrumToMotion(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -169,8 +172,8 @@ class SpectrumToMotion(io.ComfyNode):
             raise NodeInputError(NODE_TO_MOTION, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
         frames = num_frames or max(1, round(spectrum.num_frames * slow_motion))
         h, w = spectrum.size
-        # the motion, the series' (or the interpolation's) working copies, the padded spectrum over the period
-        require_memory(NODE_TO_MOTION, (40 * frames + 16 * spectrum.num_frames) * h * w, ("num_frames", "slow_motion"),
+        # the motion (made a band of rows at a time: its working memory is one band)
+        require_memory(NODE_TO_MOTION, 8 * frames * h * w + BAND_BYTES, ("num_frames", "slow_motion"),
                        f"the motion of {frames} frames at {w}x{h}")
         scaled = SpectralVolume(coeffs=scale_amplitude(spectrum.coeffs, magnify), num_frames=spectrum.num_frames,
                                 fps=spectrum.fps, norm=spectrum.norm)
@@ -283,7 +286,7 @@ class InteractiveDynamics(io.ComfyNode):
         try:
             displacement = simulate_modal_response(spectrum.coeffs, (x, y), (dx, dy), fps=fps, num_frames=num_frames,
                                                    frequencies_hz=frequencies, damping=damping, mass=mass,
-                                                   hold_frames=hold_frames)
+                                                   hold_frames=hold_frames, progress=Progress(num_frames))
         except ValueError as error:
             raise library_error(NODE_DYNAMICS, error, MODAL_ARGUMENTS, "spectrum", "settings the simulation accepts") \
                 from error

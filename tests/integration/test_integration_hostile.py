@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from comfy_host import PromptFailed
-from conftest import ensure_checkpoint
 from PIL import Image
 
 PACK_MODULE = "custom_nodes.comfyui-imagedynamics"
@@ -342,15 +341,17 @@ def write_random_lvmm(path) -> None:
     save(path, LVMM(LVMMConfig.preset("tiny")))
 
 
-@pytest.fixture(scope="module")
-def hostile_host(comfy, object_info):
+@pytest.fixture
+def hostile_host(comfy, motion_model_file, prepare_workflow):
+    """The session's server with the small pictures and models the graphs name (the Motion-I2V makers also write
+    the tiny SD 1.5 checkpoint), and its /object_info now that they are there."""
     write_pictures(comfy.base_dir)
     lvmm = comfy.base_dir / "models" / "motion_models" / LVMM
     if not lvmm.exists():
         write_random_lvmm(lvmm)
-    for name in (STAGE1, FLOW_VAE, STAGE2, SD15):
-        ensure_checkpoint(comfy, name, "checkpoints" if name == SD15 else "motion_models")
-    ensure_checkpoint(comfy, VIDEO_MODEL, "diffusion_models")
+    for name in (STAGE1, FLOW_VAE, STAGE2):
+        motion_model_file(name)
+    prepare_workflow("video model", {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": VIDEO_MODEL}}})
     return comfy, comfy.object_info()
 
 

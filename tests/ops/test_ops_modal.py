@@ -184,3 +184,23 @@ def test_errors():
         simulate_modal_response(coeffs, (5, 5), (1, 0), initial="moving", **good)
     with pytest.raises(ValueError, match="coeffs"):
         simulate_modal_response(coeffs.real, (5, 5), (1, 0), **good)
+
+
+def test_the_response_is_summed_in_chunks_with_progress_that_can_stop_it():
+    from imagedynamics.ops.modal import RESPONSE_CHUNK
+    from imagedynamics.ops.progress import Interrupted
+
+    coeffs = torch.randn(4, 2, 6, 7, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    settings = dict(fps=30, num_frames=150, frequencies_hz=[0.0, 1.0, 2.0, 3.0], hold_frames=10)
+    seen = []
+    out, state = simulate_modal_response(coeffs, (3, 3), (2.0, 1.0), return_state=True,
+                                         progress=lambda d, t: seen.append(d), **settings)
+    assert seen == [min(s + RESPONSE_CHUNK, 150) for s in range(0, 150, RESPONSE_CHUNK)]
+    q = state["q"].to(torch.complex64)  # F_t = Re sum_f q_f(t) S_f, written independently
+    assert torch.allclose(out, torch.einsum("tk,kchw->tchw", q, coeffs).real, atol=1e-4)
+
+    def stop(done, total):
+        raise Interrupted("stopped")
+
+    with pytest.raises(Interrupted):
+        simulate_modal_response(coeffs, (3, 3), (2.0, 1.0), progress=stop, **settings)
