@@ -18,7 +18,7 @@ from comfy_api.latest import io
 
 from ...models.motion_i2v.sparse_control import RASTERISATIONS
 from ...ops.containers import Motion
-from ..common import CATEGORY, CoreTracks, DynMotion, NodeInputError, checked_inputs, image_to_bchw
+from ..common import CATEGORY, CoreTracks, DynMotion, NodeInputError, checked_inputs, image_to_bchw, require_memory
 
 NODE = "TracksToSparseFlow"
 
@@ -147,8 +147,10 @@ class TracksToSparseFlow(io.ComfyNode):
     @classmethod
     @checked_inputs
     def execute(cls, tracks, image, num_frames, radius, timing, rasterisation="demo") -> io.NodeOutput:
-        picture = image_to_bchw(image, NODE)
-        height, width = picture.shape[-2:]
+        height, width = image_to_bchw(image[:1], NODE).shape[-2:]
+        # the flows and the mask, and the preview's copies of both
+        require_memory(NODE, 24 * num_frames * height * width, ("num_frames", "image"),
+                       f"sparse flows of {num_frames} frames at {width}x{height}")
         parsed = parse_tracks(tracks, NODE)
         control = control_from_tracks(parsed, height, width, num_frames, radius or None, timing, rasterisation)
         preview = Motion(displacement=control.flows.clone(), fps=8.0, intention=control.mask.clone())

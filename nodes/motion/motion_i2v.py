@@ -28,6 +28,7 @@ from ..common import (
     checked_inputs,
     image_to_bchw,
     mask_to_b1hw,
+    require_memory,
 )
 from ..control.sparse_flow import DynControl, SparseFlowControl, control_from_tracks, parse_tracks
 from .motion_i2v_patch import PAIRING_OPTIONS, patch_model_with_motion_modules, video_latent
@@ -195,6 +196,9 @@ class MotionI2VPredictFlow(io.ComfyNode):
         picture = image_to_bchw(image, node)[:1]
         height, width_px = picture.shape[-2:]
         _check_multiple_of_8(height, width_px, node, "image")
+        # the flows at the picture's size, the sparse control and its mask, and the decoder's working copies
+        require_memory(node, 48 * num_frames * height * width_px, ("image", "num_frames"),
+                       f"flows of {num_frames} frames at {width_px}x{height}")
         factor = 2 ** (len(flow_vae.model.config.block_out_channels) - 1)
         if factor != 8:
             raise NodeInputError(node, "flow_vae", "a flow VAE with the image VAE's 8x factor", f"{factor}x")

@@ -406,6 +406,7 @@ HUGE = [  # (node, its changes, the picture, what feeds it, the input the refusa
     ("SpectrumToMotion", {"num_frames": 8192}, (2048, 2048), None, "num_frames"),  # 1.2 TiB
     ("InteractiveDynamics", {"num_frames": 8192}, (2048, 2048), None, "num_frames"),  # 768 GiB
     ("PredictLatentMotion", {"num_frames": 4096, "slow_motion": 16.0}, (1024, 1024), None, "num_frames"),  # 768 GiB
+    ("TracksToSparseFlow", {"num_frames": 1024}, (2048, 2048), None, "num_frames"),  # 96 GiB
 ]
 
 
@@ -433,3 +434,27 @@ def test_huge_requests_are_refused_by_name_before_anything_is_allocated(hostile_
     small = Graph(object_info)
     small.node_under_test("EulerianMotion")
     comfy.run(small.nodes)
+
+
+def test_predict_latent_motion_takes_its_length_from_a_long_schedule_or_refuses_the_conflict(hostile_host):
+    from imagedynamics.models.lvmm import LVMMConfig
+
+    comfy, object_info = hostile_host
+    k = LVMMConfig.preset("tiny").num_frames  # the random model's segments: K latent frames
+
+    def frames(num_frames: int, **schedule) -> int:
+        graph = Graph(object_info)
+        plan = graph.add("LongVideoSchedule", **schedule)
+        motion = graph.node_under_test("PredictLatentMotion", {"num_frames": num_frames, "long_schedule": [plan, 0]})
+        render = graph.add("SoftmaxSplatRender", image=graph.image(), motion=[motion, 0])
+        size = graph.add("GetImageSize", image=[render, 0])
+        count = graph.add("PreviewAny", source=[size, 2])  # the batch: one frame per motion frame
+        return int(comfy.run(graph.nodes)[count]["text"][0])
+
+    assert frames(0, num_segments=2, overlap=1) == 2 * k - 1 + 1  # the picture and 2 segments sharing a frame
+    assert frames(0, total_frames=k + 2) == k + 3
+    assert frames(k + 3, total_frames=k + 2) == k + 3
+    with pytest.raises(PromptFailed) as caught:
+        frames(5, num_segments=2, overlap=1)
+    assert names_the_input(caught.value, "PredictLatentMotion", "num_frames"), caught.value
+    assert f"expected 0 or {2 * k}: the long_schedule's length" in str(caught.value)

@@ -143,3 +143,4 @@ def test_the_render_splats_fewer_frames_at_once_when_memory_is_short(monkeypatch
                        r"memory \(lower motion or image\), got 4 frames at 4096x4096, which needs about 6.7 GiB "
                        r"with 6.0 GiB free"):
         softmax_splat._chunk_that_fits(8, 4, 1, size, kept)
+
