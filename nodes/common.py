@@ -252,12 +252,14 @@ def free_memory(device: torch.device | None = None) -> int:
 
 
 def format_bytes(n: float) -> str:
-    """``1.5e9`` -> ``'1.4 GiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    """``1.5e9`` -> ``'1.4 GiB'`` (bytes, KiB, MiB or GiB)."""
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB"):
         n /= 1024
-    return f"{n:.1f} GiB"
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GiB"
 
 
 def require_memory(node: str, needed: float, lower: tuple[str, ...], what: str, free: int | None = None,

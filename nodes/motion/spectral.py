@@ -278,8 +278,8 @@ class InteractiveDynamics(io.ComfyNode):
             if not 0 <= value <= side - 1:
                 raise NodeInputError(NODE_DYNAMICS, name, f"a drag point inside the {w}x{h} picture (0 .. {side - 1})",
                                      f"({x}, {y})")
-        # the response is two sums over the modes for every frame: three [T, 2, H, W] float32 tensors
-        require_memory(NODE_DYNAMICS, 24 * num_frames * h * w, ("num_frames", "spectrum"),
+        # the response [T, 2, H, W] float32, summed over the modes a chunk of frames at a time
+        require_memory(NODE_DYNAMICS, 12 * num_frames * h * w, ("num_frames", "spectrum"),
                        f"the motion of {num_frames} frames at {w}x{h}")
         k = spectrum.num_frequencies
         frequencies = torch.arange(k, dtype=torch.float32) * spectrum.fps / spectrum.num_frames

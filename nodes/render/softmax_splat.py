@@ -95,7 +95,7 @@ class SoftmaxSplatRender(io.ComfyNode):
             raise NodeInputError(NODE, "metric", f"one of {', '.join(METRICS)}", repr(metric))
         total, count = motion.num_frames, pictures.shape[0]
         # frames out, and the brightness-constancy metric and confidence (one value per pixel and frame each)
-        kept = 4 * (3 * count + (8 if metric == BRIGHTNESS else 0)) * total * size[0] * size[1]
+        kept = 4 * (3 * count + (2 if metric == BRIGHTNESS else 0)) * total * size[0] * size[1]
         if renderer is None:
             chunk_size = _chunk_that_fits(chunk_size, total, count, size, kept)
         else:
