@@ -25,11 +25,12 @@ METRICS = ("motion", "none", "custom")
 _METRIC_CHUNK = 16  # frames reduced at once by motion_magnitude_metric
 
 
-# Working memory of render_frames beyond its inputs and output, measured (peak RSS growth on the CPU, 512 x 512 and
-# 1024 x 1024, fill on, with and without a loop blend and a metric): about 155 bytes per pixel plus 130-175 per pixel
-# and frame of a chunk (the splatted channels, coverage, the inverted flow for the border extension, push-pull's
-# pyramid). Rounded up:
-RENDER_BYTES_PER_PIXEL = 200
+# Working memory of render_frames beyond its inputs and output, measured by bench/bench_render_memory.py (peak RSS
+# growth on the CPU at 256, 512 and 1024 px, fill on, with and without a loop blend and a metric): 120-210 bytes per
+# pixel and frame of a chunk (the splatted channels, coverage, the inverted flow for the border extension, push-pull's
+# pyramid), about 100-200 per pixel, and some MiB whatever the size. Rounded up:
+RENDER_BYTES_FIXED = 24 << 20
+RENDER_BYTES_PER_PIXEL = 160
 RENDER_BYTES_PER_PIXEL_AND_FRAME = 180
 
 
@@ -39,9 +40,10 @@ def render_memory(height: int, width: int, chunk_size: int) -> int:
 
     Example:
         >>> render_memory(512, 512, 8) / 2**20   # MiB
-        410.0
+        424.0
     """
-    return int(height) * int(width) * (RENDER_BYTES_PER_PIXEL + RENDER_BYTES_PER_PIXEL_AND_FRAME * int(chunk_size))
+    pixels = int(height) * int(width)
+    return RENDER_BYTES_FIXED + pixels * (RENDER_BYTES_PER_PIXEL + RENDER_BYTES_PER_PIXEL_AND_FRAME * int(chunk_size))
 
 
 def largest_chunk(height: int, width: int, budget: float, most: int) -> int:
@@ -49,11 +51,11 @@ def largest_chunk(height: int, width: int, budget: float, most: int) -> int:
     memory; 0 when not even one frame fits.
 
     Example:
-        >>> largest_chunk(512, 512, 2**30, 8), largest_chunk(512, 512, 100 * 2**20, 8), largest_chunk(512, 512, 0, 8)
+        >>> largest_chunk(512, 512, 2**30, 8), largest_chunk(512, 512, 120 * 2**20, 8), largest_chunk(512, 512, 0, 8)
         (8, 1, 0)
     """
     pixels = int(height) * int(width)
-    frames = (float(budget) / pixels - RENDER_BYTES_PER_PIXEL) // RENDER_BYTES_PER_PIXEL_AND_FRAME
+    frames = ((float(budget) - RENDER_BYTES_FIXED) / pixels - RENDER_BYTES_PER_PIXEL) // RENDER_BYTES_PER_PIXEL_AND_FRAME
     return int(max(0, min(int(most), frames)))
 
 

@@ -134,13 +134,13 @@ def test_the_render_splats_fewer_frames_at_once_when_memory_is_short(monkeypatch
     from imagedynamics.nodes.render import softmax_splat
 
     size, kept = (4096, 4096), 12 * 4 * 4096 * 4096
-    for free, chunk in [(100 * 2**30, 4), (16 * 2**30, 3), (10 * 2**30, 1)]:
+    for free, chunk in [(100 * 2**30, 4), (16 * 2**30, 3), (10 * 2**30, 2), (7 * 2**30, 1)]:
         monkeypatch.setattr(softmax_splat, "free_memory", lambda f=free: f)
         assert softmax_splat._chunk_that_fits(8, 4, 1, size, kept) == chunk, free
     assert "chunk_size 8 -> 1 frames at once" in caplog.text
     monkeypatch.setattr(softmax_splat, "free_memory", lambda: 6 * 2**30)  # not even one frame at a time
     with pytest.raises(NodeInputError, match=r"SoftmaxSplatRender: input 'motion': expected settings that fit in "
-                       r"memory \(lower motion or image\), got 4 frames at 4096x4096, which needs about 6.7 GiB "
+                       r"memory \(lower motion or image\), got 4 frames at 4096x4096, which needs about 6.1 GiB "
                        r"with 6.0 GiB free"):
         softmax_splat._chunk_that_fits(8, 4, 1, size, kept)
 

@@ -181,7 +181,8 @@ def test_the_metric_pass_reports_progress_and_the_memory_estimate_fits_a_measure
 
     with pytest.raises(Interrupted):
         motion_magnitude_metric(disp, progress=stop)
-    # measured at 512 x 512 (RSS growth): 71 MiB for 1 frame at a time, 303 MiB for 8; the estimate is above both
-    assert 71 * 2**20 < render_memory(512, 512, 1) < 1.5 * 71 * 2**20
-    assert 303 * 2**20 < render_memory(512, 512, 8) < 1.5 * 303 * 2**20
+    # measured at 512 x 512 (RSS growth, bench/bench_render_memory.py): 63-80 MiB splatting 1 frame at a time,
+    # 291-366 MiB for 8; the estimate is above every measurement, and not far
+    assert 80 * 2**20 < render_memory(512, 512, 1) < 1.8 * 63 * 2**20
+    assert 366 * 2**20 < render_memory(512, 512, 8) < 1.8 * 291 * 2**20
     assert largest_chunk(512, 512, render_memory(512, 512, 3), 8) == 3
