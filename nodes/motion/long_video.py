@@ -141,7 +141,7 @@ class LongVideoReschedule(io.ComfyNode):
                                       "frames, gamma, omega, overlap, crossfade, noise prior, shuffle) replace "
                                       "this node's widgets."),
             ],
-            outputs=[io.Latent.Output("long_latent", tooltip="The long latent: all segments joined along the time axis.")],
+            outputs=[io.Latent.Output("long_latent", display_name="long latent", tooltip="The long latent: all segments joined along the time axis.")],
         )
 
     @classmethod
@@ -184,7 +184,7 @@ class LongVideoSchedule(io.ComfyNode):
                              "num_segments."),
                 *_schedule_inputs(),
             ],
-            outputs=[DynLongSchedule.Output("long_schedule", tooltip="A RescheduleConfig (models.long_video) for "
+            outputs=[DynLongSchedule.Output("long_schedule", display_name="long schedule", tooltip="A RescheduleConfig (models.long_video) for "
                                             "samplers with a 'long_schedule' input (the sampler adds its seed).")],
         )
 

@@ -31,6 +31,9 @@ def test_every_node_is_registered_in_the_pack_category_with_tooltips(object_info
             for input_name, spec in info["input"].get(group, {}).items():
                 options = spec[1] if len(spec) > 1 else {}
                 assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+        # An output without a display name shows its type (DYN_MOTION) on the node instead of what it is.
+        for output_type, output_name in zip(info["output"], info["output_name"]):
+            assert output_name != output_type, f"{name} output {output_type} has no display name"
 
 
 def read_animation(path: pathlib.Path) -> list[np.ndarray]:
