@@ -137,9 +137,11 @@ class TracksToSparseFlow(io.ComfyNode):
                                "small patches, the track whose start is nearest wins."),
             ],
             outputs=[
-                DynControl.Output("control", display_name="control", tooltip="Sparse flows [N,2,H,W] (pixels, frame 0 zero) and their mask "
+                DynControl.Output("control", display_name="control",
+                                  tooltip="Sparse flows [N,2,H,W] (pixels, frame 0 zero) and their mask "
                                   "[N,1,H,W], for MotionI2VPredictFlow's ControlNet."),
-                DynMotion.Output("sparse_motion", display_name="sparse motion", tooltip="The same sparse flows as DYN_MOTION (mask as its "
+                DynMotion.Output("sparse_motion", display_name="sparse motion",
+                                 tooltip="The same sparse flows as DYN_MOTION (mask as its "
                                  "intention), for PreviewMotion. Not meant for renderers: only the patches move."),
             ],
         )

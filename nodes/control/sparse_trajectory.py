@@ -84,9 +84,12 @@ class SparseTrajectoryToFlow(io.ComfyNode):
                                tooltip="How the mask is read."),
             ],
             outputs=[
-                DynFlow.Output("flow", display_name="flow", tooltip="Velocity field in pixels per frame, with the brush as its mask."),
-                DynMotion.Output("motion", display_name="motion", tooltip="Reference-anchored motion for num_frames frames."),
-                CoreTracks.Output("tracks", display_name="tracks", tooltip="The trajectories as core TRACKS: tracks resampled to num_frames (timing "
+                DynFlow.Output("flow", display_name="flow",
+                               tooltip="Velocity field in pixels per frame, with the brush as its mask."),
+                DynMotion.Output("motion", display_name="motion",
+                                 tooltip="Reference-anchored motion for num_frames frames."),
+                CoreTracks.Output("tracks", display_name="tracks",
+                                  tooltip="The trajectories as core TRACKS: tracks resampled to num_frames (timing "
                                   "applied); arrows as 2-point tracks from the start to where one frame moves it."),
             ],
         )

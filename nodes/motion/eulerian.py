@@ -42,7 +42,8 @@ class EulerianMotion(io.ComfyNode):
                                tooltip="seamless loop: two-way integration cross-faded; ping-pong: forward then "
                                "back; no loop: forward only."),
             ],
-            outputs=[DynMotion.Output("motion", display_name="motion", tooltip="Reference-anchored motion; frame 0 is exactly still.")],
+            outputs=[DynMotion.Output("motion", display_name="motion",
+                                      tooltip="Reference-anchored motion; frame 0 is exactly still.")],
         )
 
     @classmethod

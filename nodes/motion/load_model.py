@@ -105,7 +105,8 @@ class LoadMotionModel(io.ComfyNode):
                          "cache' (/free)."),
             inputs=[io.Combo.Input("model_name", options=folder_paths.get_filename_list(MODEL_FOLDER),
                                    tooltip="A file in ComfyUI's models/motion_models folder.")],
-            outputs=[DynModel.Output("model", display_name="model", tooltip="The loaded motion model (family and config included).")],
+            outputs=[DynModel.Output("model", display_name="model",
+                                     tooltip="The loaded motion model (family and config included).")],
         )
 
     @classmethod

@@ -141,7 +141,8 @@ class LongVideoReschedule(io.ComfyNode):
                                       "frames, gamma, omega, overlap, crossfade, noise prior, shuffle) replace "
                                       "this node's widgets."),
             ],
-            outputs=[io.Latent.Output("long_latent", display_name="long latent", tooltip="The long latent: all segments joined along the time axis.")],
+            outputs=[io.Latent.Output("long_latent", display_name="long latent",
+                                      tooltip="The long latent: all segments joined along the time axis.")],
         )
 
     @classmethod
@@ -173,8 +174,9 @@ class LongVideoSchedule(io.ComfyNode):
             category=f"{CATEGORY}/long video",
             description=(
                 "Settings of the long-video procedure (phased inference with a shared noise reschedule) for the "
-                "pack's diffusion samplers (LVMM latent trajectories, Motion-I2V flows) and for Long Video "
-                "Reschedule. The sampler that takes it supplies the model, the steps and the seed."),
+                "pack's own diffusion sampler (PredictLatentMotion, LVMM latent trajectories) and for Long Video "
+                "Reschedule (Motion-I2V's stage 2 runs on ComfyUI's samplers, so it is made long by Long Video "
+                "Reschedule itself). The sampler that takes it supplies the model, the steps and the seed."),
             inputs=[
                 io.Int.Input("num_segments", default=5, min=1, max=1024,
                              tooltip="K, the number of segments (used when total_frames is 0)."),
@@ -184,7 +186,8 @@ class LongVideoSchedule(io.ComfyNode):
                              "num_segments."),
                 *_schedule_inputs(),
             ],
-            outputs=[DynLongSchedule.Output("long_schedule", display_name="long schedule", tooltip="A RescheduleConfig (models.long_video) for "
+            outputs=[DynLongSchedule.Output("long_schedule", display_name="long schedule",
+                                            tooltip="A RescheduleConfig (models.long_video) for "
                                             "samplers with a 'long_schedule' input (the sampler adds its seed).")],
         )
 

@@ -34,7 +34,8 @@ class LoopGuidance(io.ComfyNode):
                                  tooltip="Differentiate through the denoiser (universal guidance); off treats its "
                                  "prediction as constant (cheaper, weaker)."),
             ],
-            outputs=[DynGuidance.Output("guidance", display_name="guidance", tooltip="The guidance settings for a sampler.")],
+            outputs=[DynGuidance.Output("guidance", display_name="guidance",
+                                        tooltip="The guidance settings for a sampler.")],
         )
 
     @classmethod

@@ -69,7 +69,8 @@ class PredictLatentMotion(io.ComfyNode):
                                 tooltip="What should move and how, for an LVMM trained with captions (plain "
                                 "text; empty = no text). Needs 'clip'."),
             ],
-            outputs=[DynMotion.Output("motion", display_name="motion", tooltip="Reference-anchored motion with intention maps.")],
+            outputs=[DynMotion.Output("motion", display_name="motion",
+                                      tooltip="Reference-anchored motion with intention maps.")],
         )
 
     @classmethod

@@ -164,7 +164,8 @@ class MotionI2VPredictFlow(io.ComfyNode):
                                  "on an empty control (flow 0.5 = no motion, mask 0), as the authors' demo always "
                                  "does. Off: the U-Net runs without the ControlNet then."),
             ],
-            outputs=[DynMotion.Output("motion", display_name="motion", tooltip="Reference-anchored flows [num_frames,2,H,W] in pixels at the "
+            outputs=[DynMotion.Output("motion", display_name="motion",
+                                      tooltip="Reference-anchored flows [num_frames,2,H,W] in pixels at the "
                                       "picture's size; frame 0 is zero. The brush travels with it to stage 2.")],
         )
 

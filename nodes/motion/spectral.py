@@ -80,7 +80,8 @@ class SpectralVolumeSampler(io.ComfyNode):
                 io.Float.Input("cfg", default=1.75, min=0.0, max=30.0, step=0.05, optional=True,
                                tooltip="model: classifier-free guidance weight w (eps = (1+w) eps_c - w eps_u)."),
             ],
-            outputs=[DynSpectrum.Output("spectrum", display_name="spectrum", tooltip="Complex [K,2,H,W] spectral volume at the picture's "
+            outputs=[DynSpectrum.Output("spectrum", display_name="spectrum",
+                                        tooltip="Complex [K,2,H,W] spectral volume at the picture's "
                                         "size, in pixels.")],
         )
 
@@ -160,7 +161,8 @@ class SpectrumToMotion(io.ComfyNode):
                 io.Combo.Input("interpolation", options=["fourier", "linear"], default="fourier",
                                tooltip="How slow motion fills in between frames."),
             ],
-            outputs=[DynMotion.Output("motion", display_name="motion", tooltip="Reference-anchored motion; frame 0 is the picture itself.")],
+            outputs=[DynMotion.Output("motion", display_name="motion",
+                                      tooltip="Reference-anchored motion; frame 0 is the picture itself.")],
         )
 
     @classmethod
@@ -210,7 +212,8 @@ class MotionFromVideo(io.ComfyNode):
                 io.Float.Input("scale", default=1.0, min=0.0, max=100.0, step=0.05, optional=True,
                                tooltip="Multiplies the displacements."),
             ],
-            outputs=[DynMotion.Output("motion", display_name="motion", tooltip="Reference-anchored motion of the clip.")],
+            outputs=[DynMotion.Output("motion", display_name="motion",
+                                      tooltip="Reference-anchored motion of the clip.")],
         )
 
     @classmethod
@@ -263,7 +266,8 @@ class InteractiveDynamics(io.ComfyNode):
                 io.Int.Input("num_frames", default=90, min=2, max=8192, tooltip="Frames to simulate."),
                 io.Float.Input("fps", default=30.0, min=1.0, max=240.0, step=1.0, tooltip="Frames per second."),
             ],
-            outputs=[DynMotion.Output("motion", display_name="motion", tooltip="The object's response: pulled, released, ringing down.")],
+            outputs=[DynMotion.Output("motion", display_name="motion",
+                                      tooltip="The object's response: pulled, released, ringing down.")],
         )
 
     @classmethod

@@ -39,7 +39,8 @@ class PreviewMotion(io.ComfyNode):
                 io.Float.Input("opacity", default=0.6, min=0.0, max=1.0, step=0.05,
                                tooltip="How strongly the flow colours cover the picture."),
             ],
-            outputs=[io.Image.Output("preview", display_name="preview", tooltip="The picture with the motion drawn over it.")],
+            outputs=[io.Image.Output("preview", display_name="preview",
+                                     tooltip="The picture with the motion drawn over it.")],
         )
 
     @classmethod
