@@ -203,24 +203,18 @@ class LongVideoSchedule(io.ComfyNode):
 
 def make_config(node: str, *, gamma, omega, num_segments, overlap, crossfade, noise_prior, shuffle, seed,
                 total_frames: int = 0) -> RescheduleConfig:
-    """A ``RescheduleConfig`` from widget values, each checked with an error naming the node and the input."""
-    if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
-        raise NodeInputError(node, "gamma", "a number in [0, 1]", repr(gamma))
-    if not (isinstance(omega, (int, float)) and math.isfinite(omega) and omega >= 0):
-        raise NodeInputError(node, "omega", "a finite number >= 0", repr(omega))
-    if int(total_frames) < 0:
-        raise NodeInputError(node, "total_frames", "0 (use num_segments) or a positive frame count", repr(total_frames))
-    if int(total_frames) == 0 and int(num_segments) < 1:
-        raise NodeInputError(node, "num_segments", "at least 1 segment", repr(num_segments))
-    if int(overlap) < 0:
-        raise NodeInputError(node, "overlap", "0 or more frames", repr(overlap))
-    if noise_prior not in NOISE_PRIORS:
-        raise NodeInputError(node, "noise_prior", f"one of {NOISE_PRIORS}", repr(noise_prior))
-    if shuffle not in SHUFFLES:
-        raise NodeInputError(node, "shuffle", f"one of {SHUFFLES}", repr(shuffle))
+    """A ``RescheduleConfig`` from widget values (already held to the schema by ``checked_inputs``).
+
+    ``total_frames`` > 0 sets the length, else ``num_segments`` does. ``RescheduleConfig`` checks the rest; its
+    error is re-raised naming the node.
+    """
     count = {"total_frames": int(total_frames)} if int(total_frames) > 0 else {"num_segments": int(num_segments)}
-    return RescheduleConfig(gamma=float(gamma), omega=float(omega), overlap=int(overlap), crossfade=bool(crossfade),
-                            shuffle=shuffle, noise_prior=noise_prior, seed=int(seed), **count)
+    try:
+        return RescheduleConfig(gamma=float(gamma), omega=float(omega), overlap=int(overlap),
+                                crossfade=bool(crossfade), shuffle=shuffle, noise_prior=noise_prior, seed=int(seed),
+                                **count)
+    except ValueError as error:
+        raise ValueError(f"{node}: {error}") from error
 
 
 # ----------------------------------------------------------------------------------------------- sampling
