@@ -356,10 +356,7 @@ def iter_phased_segments(denoiser: Denoiser, scheduler, latent_shape: Sequence[i
     if not need_later:
         # K = 1, or gamma = 1 (M = T): the later segments are copies of segment 0.
         for k in range(k_total):
-            start = joiner.emitted
-            segment = final.clone() if k_total > 1 else final
-            yield SegmentOutput(k, joiner.push(segment, k == k_total - 1), start, k_total)
-            del segment
+            yield _emit(joiner, final.clone() if k_total > 1 else final, k, k_total)
         return
 
     # The noise bank (Eqs. 10-12), built before segment 0 is handed out (the consumer may then modify it).
@@ -394,11 +391,16 @@ def iter_phased_segments(denoiser: Denoiser, scheduler, latent_shape: Sequence[i
             _, z = _step(sched, run, z, i, noise, step_kwargs, seed, k)
             del noise
         del sched
-        start = joiner.emitted
-        chunk = joiner.push(z, k == k_total - 1)
-        del z
-        yield SegmentOutput(k, chunk, start, k_total)
-        del chunk
+        out = _emit(joiner, z, k, k_total)
+        del z  # before handing the segment out: the consumer's work should not keep this latent alive
+        yield out
+        del out
+
+
+def _emit(joiner: SeamJoiner, segment: torch.Tensor, k: int, k_total: int) -> SegmentOutput:
+    """Segment k's frames joined onto the long video (the joiner holds back an overlap until the next segment)."""
+    start = joiner.emitted
+    return SegmentOutput(k, joiner.push(segment, k == k_total - 1), start, k_total)
 
 
 def _noise_to(scheduler, x0: torch.Tensor, noise: torch.Tensor, index: int) -> torch.Tensor:
@@ -430,11 +432,10 @@ def iter_independent_segments(denoiser: Denoiser, scheduler, latent_shape: Seque
         for i in range(t_steps):
             _, z = _step(sched, run, z, i, gaussian(shape, (seed, "var", k, i), device, dtype), step_kwargs, seed, k)
         del sched
-        start = joiner.emitted
-        chunk = joiner.push(z, k == k_total - 1)
-        del z
-        yield SegmentOutput(k, chunk, start, k_total)
-        del chunk
+        out = _emit(joiner, z, k, k_total)
+        del z  # before handing the segment out: the consumer's work should not keep this latent alive
+        yield out
+        del out
 
 
 def _collect(segments: Iterator[SegmentOutput], on_segment, frame_dim: int) -> torch.Tensor | None:

@@ -53,6 +53,16 @@ def _randn(shape: Sequence[int], generator: torch.Generator | None, device: torc
     return torch.randn(tuple(shape), generator=generator, device=gen_device, dtype=torch.float32).to(device)
 
 
+def _initial_latents(scheduler, shape: tuple[int, ...], latents: torch.Tensor | None,
+                     generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """The sampler's starting latents [1, 4, F, h, w] (float32): the caller's, or seeded noise at the first sigma."""
+    if latents is None:
+        return _randn(shape, generator, device) * scheduler.init_noise_sigma
+    if tuple(latents.shape) != shape:
+        raise ValueError(f"latents must be {list(shape)}, got {tuple(latents.shape)}")
+    return latents.float()
+
+
 def _mask2d(mask: torch.Tensor, size: tuple[int, int], name: str) -> torch.Tensor:
     mask = torch.as_tensor(mask)
     while mask.ndim > 2 and mask.shape[0] == 1:
@@ -173,12 +183,7 @@ def sample_stage1(unet: nn.Module, flow_vae: nn.Module, image_latent: torch.Tens
 
     scheduler = make_scheduler()
     scheduler.set_timesteps(num_steps, device=device)
-    shape = (1, 4, n, h, w)
-    if latents is None:
-        latents = _randn(shape, generator, device) * scheduler.init_noise_sigma
-    elif tuple(latents.shape) != shape:
-        raise ValueError(f"latents must be {list(shape)}, got {tuple(latents.shape)}")
-    latents = latents.float()
+    latents = _initial_latents(scheduler, (1, 4, n, h, w), latents, generator, device)
     image = image_latent.float()[:, :, None].expand(-1, -1, n, -1, -1)
     for i, t in enumerate(scheduler.timesteps):
         x = torch.cat([image, latents], dim=1).expand(batch, -1, -1, -1, -1)
@@ -235,13 +240,9 @@ def sample_stage2(unet: nn.Module, reference_latent: torch.Tensor, flows: torch.
 
     scheduler = make_scheduler()
     scheduler.set_timesteps(num_steps, device=device)
-    shape = (1, 4, frames, h, w)
-    if latents is None:
-        latents = _randn(shape, generator, device) * scheduler.init_noise_sigma
-    elif tuple(latents.shape) != shape:
-        raise ValueError(f"latents must be {list(shape)}, got {tuple(latents.shape)}")
-    noise = latents.float().clone()
-    latents = latents.float().clone()
+    latents = _initial_latents(scheduler, (1, 4, frames, h, w), latents, generator, device)
+    noise = latents.clone()
+    latents = latents.clone()
     reference = reference_latent.float()[:, :, None]                      # [1, 4, 1, h, w]
     timesteps = scheduler.timesteps
     for i, t in enumerate(timesteps):
