@@ -41,3 +41,29 @@ def picture(name: str = "astronaut", long_side: int | None = None) -> torch.Tens
         image = torch.nn.functional.interpolate(image, size=(round(h * scale), round(w * scale)),
                                                 mode="area").clamp(0, 1)
     return image
+
+
+def write_translation_video(path, velocity: tuple[float, float], size: int = 48, frames: int = 10, seed: int = 0,
+                            margin: int = 40) -> pathlib.Path:
+    """Write a synthetic clip (MJPG .avi, OpenCV) of a smooth random colour texture translating by ``velocity``
+    (vx, vy) pixels per frame, the whole frame moving (a camera pan): every pixel's true flow is ``velocity``.
+
+    ``size`` x ``size`` frames cut from a (size + margin)-pixel texture, so the content never runs out while
+    |velocity| x frames stays under ``margin`` / 2."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = size + margin
+    texture = cv2.GaussianBlur(rng.random((big, big, 3)).astype(np.float32), (0, 0), 1.2)
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    path = pathlib.Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (size, size))
+    vx, vy = velocity
+    try:
+        for t in range(frames):
+            shift = np.float32([[1, 0, -margin / 2 + vx * t], [0, 1, -margin / 2 + vy * t]])
+            frame = cv2.warpAffine(texture, shift, (size, size), flags=cv2.INTER_LINEAR)
+            writer.write((frame[..., ::-1] * 255).round().astype(np.uint8))
+    finally:
+        writer.release()
+    return path
