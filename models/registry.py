@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "gid": ".gid.checkpoint",
     "renderer": ".renderer.checkpoint",
     "lvmm": ".lvmm.checkpoint",
+    "long_animation": ".long_animation.checkpoint",
     "motion_i2v.stage1": ".motion_i2v.checkpoint",
     "motion_i2v.flow_vae": ".motion_i2v.checkpoint",
     "motion_i2v.controlnet": ".motion_i2v.checkpoint",

@@ -37,6 +37,13 @@ def _tiny_renderer():
     return ImageRenderer(ImageRendererConfig.preset("tiny"))
 
 
+def _tiny_long_animation():
+    from imagedynamics.models.long_animation.config import tiny_config
+    from imagedynamics.models.long_animation.model import LongAnimationModel
+
+    return LongAnimationModel(tiny_config())
+
+
 def _tiny_motion_i2v(component: str):
     from imagedynamics.models.motion_i2v.config import tiny_config
     from imagedynamics.models.motion_i2v.model import build_component
@@ -45,7 +52,7 @@ def _tiny_motion_i2v(component: str):
 
 
 # every registered family needs an entry here (and in the two hostile-config tables below)
-TINY = {"gid": _tiny_gid, "lvmm": _tiny_lvmm, "renderer": _tiny_renderer,
+TINY = {"gid": _tiny_gid, "lvmm": _tiny_lvmm, "renderer": _tiny_renderer, "long_animation": _tiny_long_animation,
         **{f"{MOTION_I2V}{c}": _tiny_motion_i2v(c) for c in ("stage1", "controlnet", "flow_vae", "stage2")}}
 
 
@@ -88,6 +95,7 @@ BEYOND_LIMITS = {
     "gid": {"model": {"unet": {"block_out_channels": [32768] * 4}}},
     "lvmm": {"model": {"denoiser": {"block_out_channels": [32768, 32768]}}},
     "renderer": {"channels": [8, 8, 16], "blocks": 200_000},
+    "long_animation": {"svd": {"block_channels": [32768] * 16}},
     **{f"{MOTION_I2V}{c}": {"block_out_channels": [32768] * 4} for c in ("stage1", "controlnet", "flow_vae", "stage2")},
 }
 # ... and one at the limits: billions of parameters that the file does not hold (refused by the meta-device check)
@@ -96,6 +104,9 @@ AT_LIMITS = {
                                "spatial_attention": [True] * MAX_LEVELS, "layers_per_block": MAX_LAYERS}}},
     "lvmm": {"model": {"denoiser": {"block_out_channels": [MAX_CHANNELS] * 2, "layers_per_block": MAX_LAYERS}}},
     "renderer": {"channels": [MAX_CHANNELS] * MAX_LEVELS, "blocks": 4 * MAX_LAYERS},
+    "long_animation": {"svd": {"block_channels": [MAX_CHANNELS] * 16, "head_channels": 64, "time_depth": MAX_LAYERS,
+                               "time_embed_dim": 4 * MAX_CHANNELS, "context_dim": MAX_CHANNELS},
+                       "encoder_channels": [MAX_CHANNELS] * 4},
     **{f"{MOTION_I2V}{c}": {"block_out_channels": [MAX_CHANNELS] * 4} for c in ("stage1", "controlnet", "flow_vae",
                                                                                "stage2")},
 }

@@ -1,0 +1,182 @@
+"""The long-animation additions on a tiny SVD built from ComfyUI's own classes, sampled in-process by ComfyUI's own
+sampler. Run by tests/integration/test_integration_long_animation.py as a subprocess (``python
+long_animation_inprocess.py``), so that ComfyUI's modules never enter the pytest process; prints one JSON object.
+
+What it measures:
+
+- ``zero_init_identical``: ComfyUI's sampler (euler, 2 steps, cfg 2.5) on the SVD MODEL and on the MODEL patched
+  by :func:`nodes.motion.long_animation_patch.patch_svd` with freshly initialised (zero-output) additions give
+  bit-identical latents (``torch.equal``); ``unpatched_after`` the same after the patched run (ComfyUI undid it);
+- ``trained_changes``: max |difference| when the additions are randomised (they are not inert then);
+- ``comfy_vs_trainer``: max |U-Net output of the ComfyUI-patched MODEL (object, emb and LoRA weight patches) - the
+  same U-Net with :func:`models.long_animation.attach.install` (the trainer's path)| for randomised additions,
+  and ``output_scale`` the output's magnitude;
+- ``errors``: the messages for an SD 1.5 MODEL, additions for another SVD size, and a MODEL patched twice.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import types
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HOST = ROOT / ".host" / "ComfyUI"
+FRAMES, SIZE, STEPS, CFG = 4, 8, 2, 2.5
+NODE = "LongAnimationMotion"
+
+
+def _setup():
+    sys.path.insert(0, str(HOST))
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from comfy.cli_args import args
+
+    args.cpu = True
+    if "imagedynamics" not in sys.modules:
+        package = types.ModuleType("imagedynamics")
+        package.__path__ = [str(ROOT)]
+        sys.modules["imagedynamics"] = package
+
+
+class _Holder:
+    """The :class:`~nodes.motion.load_model.MotionModel` fields the patch uses (``model``, ``patcher``)."""
+
+    def __init__(self, additions):
+        import comfy.model_management
+        import comfy.model_patcher
+
+        device = comfy.model_management.get_torch_device()
+        self.model = additions
+        self.patcher = comfy.model_patcher.ModelPatcher(additions, load_device=device, offload_device=device)
+
+
+def _conditioning(context: int, latent):
+    extra = {"motion_bucket_id": 127, "fps": 6, "augmentation_level": 0.0}
+    g = __import__("torch").Generator().manual_seed(3)
+    torch = __import__("torch")
+    positive = [[torch.randn(1, 1, context, generator=g), dict(extra, concat_latent_image=latent)]]
+    negative = [[torch.zeros(1, 1, context), dict(extra, concat_latent_image=torch.zeros_like(latent))]]
+    return positive, negative
+
+
+def _randomise(additions, seed: int):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in additions.named_parameters():
+            if not name.startswith("refiner."):
+                p.copy_(torch.randn(p.shape, generator=g) * (0.3 / max(1, p[0].numel()) ** 0.5 if p.ndim > 1
+                                                             else 0.05))
+    return additions
+
+
+def _tiny_sd15():
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    unet = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
+            "adm_in_channels": None, "in_channels": 4, "out_channels": 4, "model_channels": 32,
+            "num_res_blocks": [1], "channel_mult": [1], "transformer_depth": [1], "transformer_depth_output": [1, 1],
+            "transformer_depth_middle": 1, "use_linear_in_transformer": False, "context_dim": 32,
+            "use_temporal_resblock": False, "use_temporal_attention": False, "num_heads": 2}
+    config = comfy.supported_models.SD15(unet)
+    config.unet_config["num_heads"], config.unet_config["num_head_channels"] = 2, -1
+    model = config.get_model({})
+    return comfy.model_patcher.ModelPatcher(model, load_device="cpu", offload_device="cpu")
+
+
+def main() -> dict:
+    _setup()
+    import comfy.model_management
+    import comfy.sample
+    import torch
+    from tiny_svd import CONTEXT, tiny_svd
+
+    from imagedynamics.models.long_animation.attach import MotionConditioning, install
+    from imagedynamics.models.long_animation.config import LongAnimationConfig, SVDFit, tiny_config
+    from imagedynamics.models.long_animation.model import LongAnimationModel
+    from imagedynamics.nodes.motion.long_animation_patch import patch_svd
+
+    torch.manual_seed(0)
+    model = tiny_svd()
+    torch.manual_seed(1)
+    holder = _Holder(LongAnimationModel(tiny_config()).eval())
+    flows = torch.zeros(1, 2, 8 * SIZE, 8 * SIZE)
+    flows[:, 0, 16:48, 16:48] = 3.0                                   # a square moving right, 3 px / frame
+    noise = torch.randn(FRAMES, 4, SIZE, SIZE)
+    picture = torch.randn(1, 4, SIZE, SIZE)
+    positive, negative = _conditioning(CONTEXT, picture)
+
+    def sample(m):
+        return comfy.sample.sample(m, noise, STEPS, CFG, "euler", "karras", positive, negative,
+                                   torch.zeros(FRAMES, 4, SIZE, SIZE), disable_pbar=True, seed=0).float()
+
+    plain = sample(model)
+    fresh = sample(patch_svd(model, holder, flows, 3.0, NODE))
+    plain_after = sample(model)
+    _randomise(holder.model, 7)
+    patched = patch_svd(model, holder, flows, 3.0, NODE)
+    trained = sample(patched)
+
+    # one U-Net forward: ComfyUI's patches (applied by load_models_gpu) against the trainer's install
+    unet = model.model.diffusion_model
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2 * FRAMES, 8, SIZE, SIZE, generator=g)
+    timesteps = torch.full((2 * FRAMES,), 0.5)
+    context = torch.randn(2 * FRAMES, 1, CONTEXT, generator=g)
+    y = torch.randn(2 * FRAMES, 768, generator=g)
+    kwargs = {"num_video_frames": FRAMES, "image_only_indicator": torch.zeros(2, FRAMES)}
+    comfy.model_management.load_models_gpu([patched])
+    with torch.no_grad():
+        via_comfy = unet(x, timesteps, context, y, transformer_options=dict(
+            patched.model_options["transformer_options"]), **kwargs)
+    patched.detach()
+    comfy.model_management.unload_all_models()
+    conditioning = MotionConditioning(holder.model, flows, 3.0)
+    installed = install(unet, holder.model, conditioning)
+    with torch.no_grad():
+        via_trainer = unet(x, timesteps, context, y, transformer_options=conditioning.transformer_options(),
+                           **kwargs)
+    installed.remove()
+    with torch.no_grad():
+        restored = unet(x, timesteps, context, y, transformer_options={}, **kwargs)
+        base = unet(x, timesteps, context, y, transformer_options={}, **kwargs)
+
+    errors = {}
+    for name, call in {
+        "sd15": lambda: patch_svd(_tiny_sd15(), holder, flows, 3.0, NODE),
+        "other_size": lambda: patch_svd(model, _Holder(LongAnimationModel(tiny_config(
+            SVDFit(block_channels=(32,) * 7, block_levels=(0, 1, 1, 1, 1, 0, 0), head_channels=16, model_channels=32,
+                   time_embed_dim=128)))), flows, 3.0, NODE),
+        "paper_size": lambda: patch_svd(model, _Holder(_meta(LongAnimationConfig)), flows, 3.0, NODE),
+        "twice": lambda: patch_svd(patch_svd(model, holder, flows, 3.0, NODE), holder, flows, 3.0, NODE),
+    }.items():
+        try:
+            call()
+            errors[name] = None
+        except ValueError as error:
+            errors[name] = f"{type(error).__name__}: {error}"
+    return {
+        "zero_init_identical": bool(torch.equal(plain, fresh)),
+        "unpatched_after": bool(torch.equal(plain, plain_after)),
+        "trained_changes": (trained - plain).abs().max().item(),
+        "comfy_vs_trainer": (via_comfy - via_trainer).abs().max().item(),
+        "installed_changes": (via_trainer - base).abs().max().item(),
+        "removed_identical": bool(torch.equal(restored, base)),
+        "output_scale": via_trainer.abs().max().item(),
+        "errors": errors,
+    }
+
+
+def _meta(config_class):
+    import torch
+
+    from imagedynamics.models.long_animation.model import LongAnimationModel
+
+    with torch.device("meta"):
+        return LongAnimationModel(config_class())
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main()))

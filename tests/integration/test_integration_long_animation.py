@@ -1,0 +1,56 @@
+"""The long-animation paper's additions on the user's SVD, through ComfyUI's own patching and sampler.
+
+A tiny SVD is built from ComfyUI's own classes (``tiny_svd.py``: ``comfy.model_base.SVD_img2vid``; the core
+loaders accept SVD files only at the released size) and patched by ``nodes/motion/long_animation_patch.py``;
+``long_animation_inprocess.py`` runs it in a subprocess (ComfyUI's modules never enter the pytest process) and
+returns its measurements.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def inprocess():
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(HERE / "long_animation_inprocess.py")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_fresh_additions_leave_the_svd_output_bit_identical(inprocess):
+    """ComfyUI's sampler on SVD and on SVD + freshly initialised additions: torch.equal latents, and the MODEL
+    itself is unchanged after the patched run."""
+    assert inprocess["zero_init_identical"] is True
+    assert inprocess["unpatched_after"] is True
+    assert inprocess["trained_changes"] > 1e-3          # and trained additions are not inert
+
+
+def test_comfy_patches_and_the_trainers_install_are_one_computation(inprocess):
+    """Object patches + emb patch + LoRA weight patches in ComfyUI = attach.install on the bare U-Net (the
+    trainer's path), exactly, for randomised additions that change the output; remove() restores the U-Net."""
+    assert inprocess["installed_changes"] > 1e-3 * inprocess["output_scale"]
+    assert inprocess["comfy_vs_trainer"] <= 1e-6 * inprocess["output_scale"]
+    assert inprocess["removed_identical"] is True
+
+
+def test_bad_models_are_named(inprocess):
+    errors = inprocess["errors"]
+    assert errors["sd15"].startswith("NodeInputError: LongAnimationMotion: input 'model': expected a Stable Video "
+                                     "Diffusion MODEL")
+    for key in ("other_size", "paper_size"):
+        assert errors[key].startswith("NodeInputError: LongAnimationMotion: input 'motion_model': expected "
+                                      "additions trained for this SVD, got additions for an SVD with "
+                                      "block_channels = ("), errors[key]
+        assert "the MODEL has block_channels = (32, 64, 64, 64, 64, 32, 32)" in errors[key]
+    assert "already patched by LongAnimationMotion" in errors["twice"]
