@@ -200,14 +200,18 @@ def lora_updates(blocks: list[tuple[str, nn.Module, int]], model: LongAnimationM
     return updates
 
 
-def temporal_block_patches(blocks, model: LongAnimationModel, conditioning: MotionConditioning
-                           ) -> list[tuple[str, MotionTemporalBlock]]:
-    """``(path relative to the U-Net, wrapper)`` for every ``time_stack[d]`` of ``blocks``."""
+def temporal_block_patches(blocks, model: LongAnimationModel, conditioning: MotionConditioning,
+                           original_of=None) -> list[tuple[str, MotionTemporalBlock]]:
+    """``(path relative to the U-Net, wrapper)`` for every ``time_stack[d]`` of ``blocks``.
+
+    ``original_of(path)``: the unpatched block at ``path`` (ComfyUI: the ModelPatcher's ``get_model_object``,
+    since the live module may carry another clone's patches); default: the module's own ``time_stack[d]``.
+    """
     depth = model.config.svd.time_depth
     out = []
     for b, (path, module, level) in enumerate(blocks):
         for d in range(depth):
-            original = module.time_stack[d]
+            original = module.time_stack[d] if original_of is None else original_of(f"{path}.time_stack.{d}")
             if isinstance(original, MotionTemporalBlock):
                 raise ValueError(f"the U-Net already carries motion additions at {path}.time_stack.{d}")
             out.append((f"{path}.time_stack.{d}", MotionTemporalBlock(original, conditioning, b * depth + d, level)))

@@ -73,7 +73,10 @@ def patch_svd(model, motion_model, flows: torch.Tensor, strength: float, node: s
                 raise NodeInputError(node, "model", "an SVD MODEL without long-animation additions",
                                      f"one already patched by {node}")
     conditioning = MotionConditioning(additions, flows.float(), strength)
-    for path, wrapper in temporal_block_patches(blocks, additions, conditioning):
+    def original_of(path: str):
+        return model.get_model_object(f"diffusion_model.{path}")   # the unpatched block (ComfyUI's backups)
+
+    for path, wrapper in temporal_block_patches(blocks, additions, conditioning, original_of):
         patched.add_object_patch(f"diffusion_model.{path}", wrapper)
     patched.set_model_emb_patch(conditioning)
     lora = {}

@@ -74,6 +74,7 @@ def _randomise(additions, seed: int):
 def _tiny_sd15():
     import comfy.model_patcher
     import comfy.supported_models
+    import torch
 
     unet = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
             "adm_in_channels": None, "in_channels": 4, "out_channels": 4, "model_channels": 32,
@@ -83,7 +84,7 @@ def _tiny_sd15():
     config = comfy.supported_models.SD15(unet)
     config.unet_config["num_heads"], config.unet_config["num_head_channels"] = 2, -1
     model = config.get_model({})
-    return comfy.model_patcher.ModelPatcher(model, load_device="cpu", offload_device="cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
 def main() -> dict:
@@ -157,7 +158,14 @@ def main() -> dict:
             errors[name] = None
         except ValueError as error:
             errors[name] = f"{type(error).__name__}: {error}"
+    errors.update(_node_errors(model, holder))
+    node_plain, node_patched, node_flow, node_strength = _node_run(model, holder.model, sample, flows)
     return {
+        "node_fresh_identical": bool(torch.equal(node_plain, plain)),
+        "node_trained_changes": (node_patched - plain).abs().max().item(),
+        "node_flow_shape": list(node_flow.shape),
+        "node_flow_error": (node_flow - flows).abs().max().item(),
+        "node_strength": node_strength,
         "zero_init_identical": bool(torch.equal(plain, fresh)),
         "unpatched_after": bool(torch.equal(plain, plain_after)),
         "trained_changes": (trained - plain).abs().max().item(),
@@ -167,6 +175,64 @@ def main() -> dict:
         "output_scale": via_trainer.abs().max().item(),
         "errors": errors,
     }
+
+
+def _motion_model(additions, family: str = "long_animation"):
+    """A real DYN_MODEL (``nodes.motion.load_model.MotionModel``) around ``additions``, as LoadMotionModel makes."""
+    import comfy.model_patcher
+    import torch
+
+    from imagedynamics.nodes.motion.load_model import ManagedModule, MotionModel
+
+    patcher = comfy.model_patcher.ModelPatcher(ManagedModule(additions), load_device=torch.device("cpu"),
+                                               offload_device=torch.device("cpu"))
+    return MotionModel(family, {}, patcher, f"tiny_{family}.safetensors")
+
+
+def _node_run(model, additions, sample, flows):
+    """LongAnimationMotion itself: fresh additions -> identical samples; trained -> changed; T's field back."""
+    import torch
+
+    from imagedynamics.models.long_animation.config import tiny_config
+    from imagedynamics.models.long_animation.model import LongAnimationModel
+    from imagedynamics.nodes.motion.long_animation import LongAnimationMotion
+    from imagedynamics.ops.containers import VelocityField
+
+    image = torch.rand(1, 8 * SIZE, 8 * SIZE, 3)
+    field = VelocityField(flows.repeat(3, 1, 1, 1))
+    fresh = _motion_model(LongAnimationModel(tiny_config()).eval())
+    out = LongAnimationMotion.execute(model=model, motion_model=fresh, flow=field, image=image, motion_strength=0.0,
+                                      refine=True)
+    plain = sample(out.args[0])
+    refined = out.args[1]
+    trained = LongAnimationMotion.execute(model=model, motion_model=_motion_model(additions), flow=field,
+                                          image=image, motion_strength=5.0, refine=False)
+    return plain, sample(trained.args[0]), refined.velocity, refined.extras["motion_strength"]
+
+
+def _node_errors(model, holder):
+    import torch
+
+    from imagedynamics.nodes.motion.long_animation import LongAnimationMotion
+    from imagedynamics.ops.containers import VelocityField
+
+    field = VelocityField(torch.zeros(1, 2, 8 * SIZE, 8 * SIZE))
+    dyn = _motion_model(holder.model)
+    calls = {
+        "node_no_field": dict(model=model, motion_model=dyn, refine=False),
+        "node_no_image": dict(model=model, motion_model=dyn, flow=field, refine=True),
+        "node_other_family": dict(model=model, motion_model=_motion_model(holder.model, "renderer"), flow=field,
+                                  refine=False),
+        "node_sd15": dict(model=_tiny_sd15(), motion_model=dyn, flow=field, refine=False),
+    }
+    out = {}
+    for name, kwargs in calls.items():
+        try:
+            LongAnimationMotion.execute(**kwargs)
+            out[name] = None
+        except ValueError as error:
+            out[name] = f"{type(error).__name__}: {error}"
+    return out
 
 
 def _meta(config_class):

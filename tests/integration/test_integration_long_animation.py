@@ -54,3 +54,22 @@ def test_bad_models_are_named(inprocess):
                                       "block_channels = ("), errors[key]
         assert "the MODEL has block_channels = (32, 64, 64, 64, 64, 32, 32)" in errors[key]
     assert "already patched by LongAnimationMotion" in errors["twice"]
+
+
+def test_the_node_patches_the_svd_and_returns_the_refined_field(inprocess):
+    """LongAnimationMotion with fresh additions (T = identity): the same samples as the bare SVD, the field back
+    unchanged and M_s = the field's own (3 px/frame on a quarter of the picture); trained additions change them."""
+    assert inprocess["node_fresh_identical"] is True
+    assert inprocess["node_trained_changes"] > 1e-3
+    assert inprocess["node_flow_shape"] == [1, 2, 64, 64] and inprocess["node_flow_error"] == 0.0
+    assert abs(inprocess["node_strength"] - 0.75) < 1e-6
+
+
+def test_the_nodes_bad_inputs_are_named(inprocess):
+    errors = inprocess["errors"]
+    prefix = "NodeInputError: LongAnimationMotion: input "
+    assert errors["node_no_field"].startswith(prefix + "'flow': expected one dense field")
+    assert errors["node_no_image"].startswith(prefix + "'image': expected the picture")
+    assert errors["node_other_family"] == (prefix + "'motion_model': expected a long_animation model, got a "
+                                           "'renderer' model (tiny_renderer.safetensors)")
+    assert errors["node_sd15"].startswith(prefix + "'model': expected a Stable Video Diffusion MODEL")
