@@ -19,10 +19,15 @@ def test_train_lists_the_families_and_refuses_an_unknown_one():
 
 
 def test_train_reaches_each_trainer():
-    for family in ("gid", "renderer"):
+    for family in ("gid", "renderer", "long_animation"):
         result = run("scripts/train.py", family, "--help")
         assert result.returncode == 0, result.stderr
         assert "--videos" in result.stdout and "--resume" in result.stdout
+
+
+def test_train_long_animation_needs_the_svd(tmp_path):
+    result = run("scripts/train.py", "long_animation", "--videos", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "long_animation needs --svd" in result.stderr
 
 
 def test_convert_reports_a_missing_file_clearly(tmp_path):

@@ -73,3 +73,27 @@ def test_the_nodes_bad_inputs_are_named(inprocess):
     assert errors["node_other_family"] == (prefix + "'motion_model': expected a long_animation model, got a "
                                            "'renderer' model (tiny_renderer.safetensors)")
     assert errors["node_sd15"].startswith(prefix + "'model': expected a Stable Video Diffusion MODEL")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """train/long_animation.py on the tiny SVD, with synthetic pans (long_animation_train_inprocess.py)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(HERE / "long_animation_train_inprocess.py")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_the_trainer_trains_the_additions_on_the_frozen_svd_and_resumes_exactly(trained):
+    assert len(trained["losses"]) == 6 and all(0 < loss < 100 for loss in trained["losses"])
+    assert trained["changed"] > 1e-4                      # the zero-initialised parts moved
+    assert trained["refiner_unchanged"] is True           # T is trained by train/refiner.py
+    assert trained["unet_restored"] is True               # the SVD stayed frozen and was given back as it was
+    assert trained["resumed_equal"] is True               # 3 + 3 steps resumed = 6 steps
+
+
+def test_the_trained_file_loads_and_patches_the_svd(trained):
+    assert trained["loaded_family"] == "long_animation"
+    assert trained["loads_on_svd"] > 1e-4
