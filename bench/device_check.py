@@ -40,9 +40,10 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-PRESETS = {"tiny": {"gid": ("tiny",), "lvmm": ("tiny",), "renderer": ("tiny",)},
-           "small": {"gid": ("small",), "lvmm": ("small",), "renderer": ("small",)},
-           "full": {"gid": ("full",), "lvmm": ("paper",), "renderer": ("default", "resnet34")}}
+PRESETS = {"tiny": {"gid": ("tiny",), "lvmm": ("tiny",), "renderer": ("tiny",), "refiner": ("tiny",)},
+           "small": {"gid": ("small",), "lvmm": ("small",), "renderer": ("small",), "refiner": ("small",)},
+           "full": {"gid": ("full",), "lvmm": ("paper",), "renderer": ("default", "resnet34"),
+                    "refiner": ("pix2pix",)}}
 LOSS_TOLERANCE, GRAD_COSINE, SAMPLE_TOLERANCE = 0.02, 0.99, 0.05
 
 

@@ -169,8 +169,36 @@ def _renderer(preset: str) -> list[Workload]:
     return [Workload("renderer", preset, "renderer", build, pairs, DEFAULT_STEPS[preset], 8, 1, "frame pair")]
 
 
+def _refiner(preset: str) -> list[Workload]:
+    """The long-animation paper's T (``train/refiner.py``): pix2pix is the paper's setting (512 x 512, batch 32 over
+    2 GPUs, 10k steps); default at 512 x 512, batch 32 on one GPU; small at 256 x 256, batch 16."""
+    from imagedynamics.models.long_animation.refiner import FlowRefiner, RefinerConfig
+    from imagedynamics.train.refiner import DEFAULT_STEPS, RefinerLoss
+
+    config = RefinerConfig.preset(preset)
+    size = {"pix2pix": 512, "default": 512, "small": 256, "tiny": 48}[preset]
+    batch, processes = {"pix2pix": (16, 2), "default": (32, 1), "small": (16, 1), "tiny": (4, 1)}[preset]
+
+    def build(device):
+        model = FlowRefiner(config).to(device)
+        return model, list(model.parameters()), RefinerLoss(config.flow_scale)
+
+    def pairs(n, device, generator):
+        def smooth(scale):
+            coarse = torch.randn(n, 2, 4, 4, generator=generator) * scale
+            return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+
+        target = smooth(size / 100)
+        return ((target + smooth(size / 200)).to(device), torch.rand(n, 3, size, size, generator=generator).to(device),
+                target.to(device))
+
+    return [Workload("refiner", preset, "refiner", build, pairs, DEFAULT_STEPS[preset], batch, processes,
+                     "frame pair")]
+
+
 FAMILIES = {"gid": (_gid, ("full", "small", "tiny")), "lvmm": (_lvmm, ("paper", "small", "tiny")),
-            "renderer": (_renderer, ("default", "small", "resnet34", "tiny"))}
+            "renderer": (_renderer, ("default", "small", "resnet34", "tiny")),
+            "refiner": (_refiner, ("pix2pix", "default", "small", "tiny"))}
 
 
 def workloads(presets: dict[str, tuple[str, ...]] | None = None) -> list[Workload]:

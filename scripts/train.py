@@ -7,6 +7,7 @@ Usage::
     python scripts/train.py renderer --videos DIR --out .../renderer.safetensors [...]
     python scripts/train.py long_animation --videos DIR --svd .../checkpoints/svd_xt.safetensors
         --out .../long_animation.safetensors [...]   # the long-animation paper's additions to your SVD
+    python scripts/train.py long_animation_refiner --videos DIR --out .../long_animation.safetensors [...]
     accelerate launch --multi_gpu --num_processes 8 scripts/train.py gid ...   # the same command on 8 GPUs
     accelerate config && accelerate launch scripts/train.py gid ...           # several machines
 
@@ -25,7 +26,9 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _package import import_pack  # noqa: E402
 
-FAMILIES = ("gid", "lvmm", "renderer", "long_animation")
+FAMILIES = ("gid", "lvmm", "renderer", "long_animation", "long_animation_refiner")
+MODULES = {"long_animation_refiner": "refiner"}
+"""Commands whose trainer module has another name (T of the long-animation paper: train/refiner.py)."""
 HOST = pathlib.Path(__file__).resolve().parents[1] / ".host" / "ComfyUI"
 
 
@@ -75,7 +78,7 @@ def main(argv: list[str]) -> int:
               "in this Python environment.", file=sys.stderr)
         return 2
     import_pack()
-    trainer = importlib.import_module(f"imagedynamics.train.{argv[0]}")
+    trainer = importlib.import_module(f"imagedynamics.train.{MODULES.get(argv[0], argv[0])}")
     if argv[0] == "long_animation" and "--help" not in argv and "-h" not in argv:
         args, _ = trainer.build_parser().parse_known_args(argv[1:])
         if not args.svd:

@@ -19,7 +19,7 @@ def test_train_lists_the_families_and_refuses_an_unknown_one():
 
 
 def test_train_reaches_each_trainer():
-    for family in ("gid", "renderer", "long_animation"):
+    for family in ("gid", "renderer", "long_animation", "long_animation_refiner"):
         result = run("scripts/train.py", family, "--help")
         assert result.returncode == 0, result.stderr
         assert "--videos" in result.stdout and "--resume" in result.stdout

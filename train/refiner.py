@@ -130,8 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", required=True, nargs="+", help="video files and/or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
-    p.add_argument("--preset", default="default", choices=REFINER_PRESETS,
-                   help="T's size: pix2pix (the paper's size class, 46 M), default (3.0 M), small (0.76 M), tiny")
+    p.add_argument("--preset", default=None, choices=REFINER_PRESETS,
+                   help="T's size: pix2pix (the paper's size class, 46 M), default (3.0 M), small (0.76 M), tiny; "
+                        "default: the T of --out when it exists, else of --family-preset")
+    p.add_argument("--family-preset", default="paper", choices=tuple(FAMILY_PRESETS),
+                   help="when --out does not exist yet: the long_animation additions written around T (paper: for "
+                        "SVD / SVD-XT, T pix2pix; small: T small), freshly initialised, inert until trained")
+    p.add_argument("--family-config", default=None,
+                   help="when --out does not exist yet: a JSON file of the long_animation config instead (e.g. for "
+                        "another SVD shape)")
     p.add_argument("--size", default="512x512", help="training frame size WIDTHxHEIGHT (the paper: 512x512)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: 10000, the paper's)")
     p.add_argument("--batch", type=int, default=32, help="pairs per step per process (the paper: 32)")
@@ -152,10 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args) -> None:
-    if args.steps is None:
-        args.steps = DEFAULT_STEPS[args.preset]
     for name in ("steps", "batch", "max_arrows"):
-        if getattr(args, name) < (0 if name == "steps" else 1):
+        if getattr(args, name) is not None and getattr(args, name) < (0 if name == "steps" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
@@ -172,12 +177,85 @@ def clip_settings(args) -> ClipSettings:
                         flow_preset=args.flow_preset)
 
 
-def save_refiner(out: pathlib.Path, model: FlowRefiner, training: dict) -> None:
-    """Write T (see the README: it goes into the long-animation family's file)."""
-    from ..models.checkpoint import save_checkpoint
+FAMILY_PRESETS = {"paper": "pix2pix", "small": "small"}
+"""The long-animation family's presets and the T preset each holds."""
 
-    config = {"refiner": model.config.to_dict(), "training": training}
-    save_checkpoint(out, model.state_dict(), "long_animation_refiner", config, version=1)
+
+def preset_of(config: RefinerConfig) -> str:
+    """The name of T's preset ``config`` is (its default steps and recipe), ``default`` for any other T."""
+    return next((name for name in REFINER_PRESETS if RefinerConfig.preset(name) == config), "default")
+
+
+def family_config(args):
+    """The ``long_animation`` config T is trained for, and T's config in it.
+
+    In order: the file at ``--out`` when it exists (a video model trained first: T's architecture is the file's);
+    ``--family-config`` (a JSON file of a ``LongAnimationConfig``, e.g. for another SVD shape); else
+    ``--family-preset`` (paper: SVD / SVD-XT with T ``pix2pix``; small: T ``small``) with T ``--preset`` when given.
+    A ``--preset`` that contradicts the file's or the JSON's T is refused.
+    """
+    import json
+
+    from ..models.checkpoint import open_checkpoint
+    from ..models.long_animation.checkpoint import FAMILY
+    from ..models.long_animation.config import LongAnimationConfig
+
+    out = pathlib.Path(args.out)
+    if out.exists():
+        config, source = LongAnimationConfig.from_dict(open_checkpoint(out, FAMILY).config), f"--out {out.name}"
+    elif args.family_config:
+        with open(args.family_config) as f:
+            config, source = LongAnimationConfig.from_dict(json.load(f)), f"--family-config {args.family_config}"
+    else:
+        config = LongAnimationConfig.preset(args.family_preset)
+        if args.preset is not None:
+            config = config.replace(refiner=RefinerConfig.preset(args.preset))
+        return config
+    if args.preset is not None and RefinerConfig.preset(args.preset) != config.refiner:
+        raise ValueError(f"--preset {args.preset} is not the T of {source} ({config.refiner.to_dict()}); leave "
+                         "--preset out to train that T")
+    return config
+
+
+def write_refiner(out: pathlib.Path, refiner: FlowRefiner, config, training: dict) -> None:
+    """Put T into the ``long_animation`` file ``out``: into the existing one (its other additions and training
+    notes kept, T's notes under ``training.refiner``), or a new one of ``config`` whose video additions are
+    freshly initialised, hence inert on the user's SVD until the video trainer trains them."""
+    from ..models.checkpoint import open_checkpoint
+    from ..models.long_animation import checkpoint as la_checkpoint
+    from ..models.long_animation.model import LongAnimationModel
+
+    notes = {}
+    if out.exists():
+        notes = dict(open_checkpoint(out, la_checkpoint.FAMILY).config.get("training") or {})
+        model = la_checkpoint.load(out)
+    else:
+        torch.manual_seed(0)
+        model = LongAnimationModel(config)
+    if model.config.refiner != refiner.config:
+        raise ValueError(f"{out.name} holds another T ({model.config.refiner.to_dict()}) than the one trained "
+                         f"({refiner.config.to_dict()})")
+    model.refiner.load_state_dict(refiner.state_dict())
+    notes["refiner"] = dict(training)
+    la_checkpoint.save(out, model.eval(), notes)
+
+
+def load_refiner(path: str | pathlib.Path, device="cpu") -> FlowRefiner:
+    """T alone from a ``long_animation`` file (built on the meta device, then given the file's tensors)."""
+    from ..models.checkpoint import open_checkpoint
+    from ..models.long_animation.checkpoint import FAMILY
+    from ..models.long_animation.config import LongAnimationConfig
+
+    checkpoint = open_checkpoint(path, FAMILY)
+    config = LongAnimationConfig.from_dict(checkpoint.config).refiner
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        model = FlowRefiner(config)
+    with safe_open(str(path), framework="pt", device=str(device)) as f:
+        state = {k[len("refiner."):]: f.get_tensor(k) for k in f.keys() if k.startswith("refiner.")}
+    model.load_state_dict(state, assign=True)
+    return model.eval()
 
 
 def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> int:
@@ -185,7 +263,12 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     args = build_parser().parse_args(argv)
     _check_args(args)
     settings = clip_settings(args)
-    recipe = recipe_from_args(args, RECIPES[args.preset])
+    family = family_config(args)
+    config = family.refiner
+    preset = preset_of(config)
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS[preset]
+    recipe = recipe_from_args(args, RECIPES[preset])
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -195,7 +278,6 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     work = work_dir_of(args)
     work.mkdir(parents=True, exist_ok=True)
     videos = resolve_videos(args.videos)
-    config = RefinerConfig.preset(args.preset)
 
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
@@ -254,7 +336,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         training = {"steps": args.steps, "recipe": recipe.to_dict(), "lr": args.lr, "batch": args.batch,
                     "data": settings.to_dict(), "max_arrows": args.max_arrows, "sigma": args.sigma,
                     "threshold": args.threshold, "videos": len(files)}
-        save_refiner(out, model.cpu().eval(), training)
+        write_refiner(out, model.cpu().eval(), family, training)
         print(f"wrote {out} (work dir {work})")
     accelerator.wait_for_everyone()
     return 0

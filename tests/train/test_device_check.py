@@ -24,7 +24,7 @@ def test_device_check_runs_every_trainer_and_sampler_on_the_cpu(tmp_path):
     report = json.loads(out.read_text())
     assert [r["workload"] for r in report["trainers"]] == [
         "gid/tiny/vae", "gid/tiny/stage1", "gid/tiny/stage2", "lvmm/tiny/pr", "lvmm/tiny/vae", "lvmm/tiny/finetune",
-        "lvmm/tiny/denoiser", "renderer/tiny/renderer"]
+        "lvmm/tiny/denoiser", "renderer/tiny/renderer", "refiner/tiny/refiner"]
     for row in report["trainers"]:
         assert row["samples_per_s"] > 0 and row["steps"] == 2 and row["peak_gib"] is None  # no CUDA memory on CPUs
         assert math.isfinite(row["loss_fp32"]) and 0 <= row["loss_relative"] < 0.5, row
