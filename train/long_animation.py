@@ -12,8 +12,9 @@ motion strength embedding (Eq. 8) and the static-camera LoRA (rank 16) -- everyt
 :class:`~models.long_animation.model.LongAnimationModel` but T -- with AdamW at 3e-5 on 25-frame clips; the SVD U-Net
 is frozen and never copied: the additions enter it through :func:`models.long_animation.attach.install`, the same
 wrapper modules and emb patch that ComfyUI's patch installs (one code path). T is trained apart
-(``scripts/train.py long_animation_refiner``, ``train/refiner.py``); ``--refiner`` puts its weights into this
-file.
+(``scripts/train.py long_animation_refiner``, ``train/refiner.py``, which writes T into the same file): when
+``--out`` already holds a ``long_animation`` file, its T (architecture and weights) is kept; ``--refiner FILE``
+takes T from another file; otherwise T is fresh (the identity).
 
 The SVD is handed in (:class:`SVDBackbone`): this module imports nothing from ComfyUI. ``scripts/train.py
 long_animation --svd FILE`` builds it with ComfyUI's own loader (``comfy.sd.load_checkpoint_guess_config``: the U-Net,
@@ -195,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-preset", default="medium", help="DIS setting (train/renderer.py FLOW_PRESETS)")
     p.add_argument("--field", default="frames", choices=("frames", "mean"),
                    help="conditioning field: the clip's flow per frame (the paper's) or their mean (static)")
-    p.add_argument("--refiner", default=None, help="T's checkpoint from 'long_animation_refiner' (or a "
-                   "long_animation file) whose T goes into the output file")
+    p.add_argument("--refiner", default=None, help="a long_animation file whose T goes into the output (default: "
+                   "--out's own T when it exists, e.g. trained first by long_animation_refiner; else a fresh T)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
     add_run_arguments(p, save_every=1000)
     return p
@@ -208,19 +209,6 @@ def clip_settings(args) -> ClipSettings:
                         clip_every=args.clip_every or args.num_frames, frame_stride=args.frame_stride,
                         max_frames=args.max_frames_per_video, max_clips=args.max_clips_per_video,
                         flow_preset=args.flow_preset)
-
-
-def load_refiner_into(model: LongAnimationModel, path: str) -> None:
-    """T's weights from a checkpoint (raw FlowRefiner keys or ``refiner.``-prefixed) into ``model.refiner``."""
-    from ..models.checkpoint import CheckpointError, load_checkpoint
-
-    _, _, state = load_checkpoint(path)
-    if any(k.startswith("refiner.") for k in state):
-        state = {k[len("refiner."):]: v for k, v in state.items() if k.startswith("refiner.")}
-    try:
-        model.refiner.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointError(f"--refiner {path}: not a T of this size ({error})") from error
 
 
 def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
@@ -250,6 +238,13 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
 
     videos = resolve_videos(args.videos)
     config = config_for(fit_from_unet(backbone.unet), args.preset)
+    refiner = None
+    source = args.refiner or (str(out) if out.exists() else None)
+    if source:  # T trained first (long_animation_refiner) or given: kept, with its architecture
+        from .refiner import load_refiner
+
+        refiner = load_refiner(source)
+        config = config.replace(refiner=refiner.config)
 
     run_path = work / "state.json"
     run = read_json(run_path) if args.resume else None
@@ -277,9 +272,10 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    additions = LongAnimationModel(config).to(accelerator.device)
-    if args.refiner:
-        load_refiner_into(additions, args.refiner)
+    additions = LongAnimationModel(config)
+    if refiner is not None:
+        additions.refiner.load_state_dict(refiner.state_dict())
+    additions = additions.to(accelerator.device)
     trainee = VideoModelTrainee(additions, backbone, args.field)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
 
@@ -303,7 +299,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         training = {"steps": args.steps, "recipe": recipe.to_dict(), "lr": args.lr, "batch": args.batch,
                     "data": settings.to_dict(), "field": args.field, "videos": len(files),
-                    "refiner": args.refiner is not None}
+                    "refiner_from": source}
         checkpoint.save(out, trained.additions.cpu().eval(), training)
         print(f"wrote {out} (work dir {work})")
     accelerator.wait_for_everyone()

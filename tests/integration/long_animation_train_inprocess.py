@@ -11,6 +11,7 @@ first frame as the CLIP-vision embedding, and the SVD model's own added-time emb
   weights (the LoRA ``up`` and the zero-initialised outputs moved), ``refiner_unchanged``: T is not trained here;
 - ``resumed_equal``: a 3 + 3-step run resumed from its saved state ends with bit-identical weights and log;
 - ``unet_restored``: the U-Net's own state dict after training equals the one before (frozen, additions removed);
+- ``refiner_kept``: training again into an existing file keeps its T (trained first by train/refiner.py);
 - ``loaded_family`` and ``loads_on_svd``: the output file goes through the registry and its additions patch the
   tiny SVD MODEL with ComfyUI's patches, sampling something different from the bare SVD.
 """
@@ -122,6 +123,19 @@ def main() -> dict:
     after = unet.state_dict()
     unet_restored = set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
 
+    # T trained first (here: perturbed in the file) is kept when the video model is trained into the same file
+    from imagedynamics.models.long_animation import checkpoint
+
+    with torch.no_grad():
+        for p in loaded.refiner.parameters():
+            p.add_(0.01)
+    checkpoint.save(out, loaded)
+    kept = {k: v.clone() for k, v in loaded.refiner.state_dict().items()}
+    code = train(["--videos", *map(str, videos), "--out", str(out), "--work-dir", str(tmp / "again.work"), *ARGS,
+                  "--steps", "1"], backbone=svd)
+    _, _, again = registry.build_from_file(out)
+    refiner_kept = code == 0 and all(torch.equal(again.refiner.state_dict()[k], v) for k, v in kept.items())
+
     flows = torch.zeros(1, 2, 48, 48)
     flows[:, 0] = 1.5
     noise = torch.randn(5, 4, 6, 6, generator=torch.Generator().manual_seed(1))
@@ -138,7 +152,7 @@ def main() -> dict:
     patched = sample(patch_svd(model, _Holder(loaded), flows, 1.5, "LongAnimationMotion"))
     return {"losses": losses, "resumed_equal": bool(resumed_equal), "loaded_family": family,
             "changed": changed, "refiner_unchanged": bool(refiner_unchanged), "unet_restored": bool(unet_restored),
-            "loads_on_svd": (patched - bare).abs().max().item()}
+            "loads_on_svd": (patched - bare).abs().max().item(), "refiner_kept": bool(refiner_kept)}
 
 
 if __name__ == "__main__":

@@ -97,3 +97,4 @@ def test_the_trainer_trains_the_additions_on_the_frozen_svd_and_resumes_exactly(
 def test_the_trained_file_loads_and_patches_the_svd(trained):
     assert trained["loaded_family"] == "long_animation"
     assert trained["loads_on_svd"] > 1e-4
+    assert trained["refiner_kept"] is True                # T trained first into the same file stays
