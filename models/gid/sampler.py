@@ -7,14 +7,19 @@ are decoded slice by slice, de-normalised with the model's statistics s, and the
 picture with its vectors scaled per axis (x by W_picture / W_model, y by H_picture / H_model).
 
 With a :class:`~..guidance.LoopGuidance` each step also pulls the ends of the motion together: the x0-estimate
-is decoded to the displacement at frames 0, 1, L - 2 and L - 1 only (direct Fourier-series evaluation,
-``spectrum_to_motion(..., times=...)``), never the full T-frame motion. With ``checkpoint_denoiser`` (the
+is decoded to the displacement at frames 0, 1, L and L + 1 only (direct Fourier-series evaluation,
+``spectrum_to_motion(..., times=...)``), never the full T-frame motion. Frames L and L + 1 must be frames 0
+and 1 again, so the loop of frames 0 .. L - 1 has no duplicated frame and no hold at the seam. With L = T (the
+default) or a multiple of T, the series' period already gives exactly that: there is nothing to guide, and the
+sampler samples without guidance (``cfg_w`` still applies). The guidance weight is resolved here: None =
+:data:`LOOP_WEIGHT`, and u is scaled by :func:`loop_scale` so that it means the same at every resolution. With ``checkpoint_denoiser`` (the
 default) memory is kept in check layer by layer: the U-Net recomputes each layer in the backward pass (its
 ``gradient_checkpointing``) and the decoder runs in checkpointed chunks of 4 slices.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
@@ -26,6 +31,27 @@ from ...ops.progress import ProgressFn, report
 from ...ops.spectral import denormalize_spectrum, spectrum_to_motion
 from ..guidance import LoopGuidance
 from .model import GIDModel
+
+LOOP_WEIGHT = 200.0
+"""GID's default loop guidance weight u (at 256 x 160, the paper's resolution; see :func:`loop_scale`)."""
+
+LOOP_REFERENCE_PIXELS = 256 * 160
+"""The resolution at which u is GID's own u (the paper's 256 x 160 model)."""
+
+
+def loop_scale(height: int, width: int) -> float:
+    """s = sqrt(H W / (256 x 160)): the loop guidance weight's resolution scale for a GID model at H x W.
+
+    The loss is a mean over pixels of displacements in pixels: at s times the resolution there are s^2 as many
+    pixels (each latent element's share of the mean falls by s^2) and displacements are s times larger (the
+    de-normalisation statistics grow with them), so the gradient per latent element falls by s; multiplying u
+    by s keeps the update per element the same. s = 1 at the paper's resolution.
+
+    Example:
+        >>> loop_scale(160, 256), loop_scale(20, 32)
+        (1.0, 0.125)
+    """
+    return math.sqrt(int(height) * int(width) / LOOP_REFERENCE_PIXELS)
 
 
 def resize_spectrum(coeffs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -71,7 +97,7 @@ def _eps_fn(model: GIDModel, condition: torch.Tensor, guidance_scale: float, coo
 
 
 def gid_endpoint_decoder(model: GIDModel, times: torch.Tensor, chunk: int = 4, checkpoint: bool = True) -> Callable:
-    """x0 latents [K, 4, h, w] -> displacement at ``times`` (4 frame times) as (first, first_next, last, last_prev).
+    """x0 latents [K, 4, h, w] -> displacement at ``times`` (4 frame times) as (first, first_next, last, last_next).
 
     Decodes the K slices, de-normalises them and evaluates the Fourier series at the four times only. The
     series is linear in the coefficients, so the frames are summed over chunks of ``chunk`` slices; with
@@ -117,11 +143,14 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
         guidance_scale: w of classifier-free guidance, eps = (1 + w) eps_c - w eps_u (0 = conditional only).
         seed: seeds the initial noise (and the re-noising of loop guidance); drawn on the CPU, so the same
             seed gives the same noise on any device.
-        loop_guidance: optional :class:`LoopGuidance`; its ``cfg_w`` (if not None) replaces ``guidance_scale``.
+        loop_guidance: optional :class:`LoopGuidance`; its ``cfg_w`` (if not None) replaces ``guidance_scale``;
+            its weight None means :data:`LOOP_WEIGHT`; the weight is scaled by :func:`loop_scale`.
         coordinate: use the frequency attention (False = stage-1 behaviour, slices denoised independently).
         eta: DDIM eta (0 = deterministic).
         progress: ``progress(done, total)`` before the first step and after every step (``ops/progress.py``);
-            what it raises (e.g. ``ops.progress.Interrupted``) stops sampling at once, with nothing returned.
+            with loop guidance also ``progress(i, total)`` again before each of step i + 1's passes and between
+            each pass's forward and backward. What it raises (e.g. ``ops.progress.Interrupted``) stops sampling
+            at once, with nothing returned.
         output_size: (H', W') of the result; default the picture's (H, W).
 
     Returns:
@@ -154,7 +183,11 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
 
     decoder = None
     layerwise = False
+    scale = loop_scale(cfg.height, cfg.width)
+    if loop_guidance is not None and int(loop_guidance.num_frames or cfg.num_frames) % cfg.num_frames == 0:
+        loop_guidance = None  # the Fourier series loops over its own period exactly: L_g is identically zero
     if loop_guidance is not None:
+        loop_guidance = loop_guidance.with_default_weight(LOOP_WEIGHT)
         times = loop_guidance.endpoint_times(cfg.num_frames)
         decoder = gid_endpoint_decoder(model, times, checkpoint=loop_guidance.checkpoint_denoiser)
         if loop_guidance.checkpoint_denoiser and loop_guidance.through_denoiser:
@@ -171,6 +204,7 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
                 latents = scheduler.step(eps, t, latents, eta=eta, generator=generator).prev_sample
             else:
                 latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator,
+                                                scale=scale, check=lambda done=i: report(progress, done, total),
                                                 eta=eta)
             report(progress, i + 1, total)
     finally:

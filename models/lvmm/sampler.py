@@ -10,9 +10,12 @@ lands, holes filled) and resized to the picture with vectors scaled per axis.
 
 * **Motion strength** s scales the motion component in latent space: z_k = v + s (z_k - v) (Eq. 6), so s = 0
   gives the still picture's own motion code and s = 1 the sampled one.
-* **Loop guidance** (LVMM supplement, GID Eq. 6): a :class:`~..guidance.LoopGuidance` pulls the decoded flow
-  of the last frame towards frame 0 (z0) through ``decode_to_endpoints``, which decodes only frames
-  0, 1, L - 2 and L - 1 of the x0-estimate.
+* **Loop guidance** (LVMM supplement, GID Eq. 6): a :class:`~..guidance.LoopGuidance` samples L + 2 frames
+  and pulls the decoded flows of frames L and L + 1 towards frames 0 (z0) and 1 through
+  ``decode_to_endpoints``, which decodes only frames 1, L and L + 1 of the x0-estimate; frames L and L + 1
+  (the guided repeats of frames 0 and 1) are then dropped, so the motion is the L-frame loop 0 .. L - 1 whose
+  wrap step is an ordinary step. Its weight None means
+  :data:`LOOP_WEIGHT`, scaled by :func:`loop_scale`.
 * **Motion transfer** (Fig. 4): ``transfer_from`` = frames of another clip ([T, 3, H, W], frame 0 its I0), a
   latent trajectory ([T, C, h, w], e.g. ``Motion.latent.latents`` of another picture's sample), or
   such a ``Motion``. Its motion component u'_k = z'_k - z'_0 drives this picture: z_k = v + u'_k. No
@@ -75,29 +78,52 @@ def make_eps_fn(model: LVMM, visual: torch.Tensor, tokens: torch.Tensor, guidanc
     return eps_fn
 
 
-def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) -> Callable:
-    """decode_to_endpoints for :class:`LoopGuidance`: x0 [1, C, K, h, w] -> flows of frames 0, 1, L-1, L-2.
+LOOP_WEIGHT = 200.0
+"""LVMM's default loop guidance weight u (at the 128 x 128 flow of a 512 x 512 frame; see :func:`loop_scale`)."""
 
-    Frame 0 is z0 (decoded once: ``first_flow`` [2, h, w] px); frame j >= 1 is latent frame j - 1 of x0. Only
-    the (at most three) latent frames the loss needs are decoded, differentiably. The flows are returned in
-    units of the model's ``flow_scale`` (the VAE's normalisation), so that the guidance weight does not depend on
-    how much the training videos moved: weights of ~5-20 suit LVMM (GID's 200 overshoots; measured on the tiny
-    model: w = 10 cuts the end-to-start gap 2-4x, w = 200 makes it ~10x larger).
+LOOP_REFERENCE_PIXELS = 128 * 128
+"""The flow resolution at which u is unscaled (the paper's 512 x 512 pretraining: p in R^{128 x 128})."""
+
+
+def loop_scale(flow_size: tuple[int, int]) -> float:
+    """s = h w / (128 x 128) over the flow size: the loop guidance weight's resolution scale for an LVMM.
+
+    The loss is a mean over the flow's pixels of flows in units of ``flow_scale`` (a percentile of the training
+    motion in pixels, which grows with the resolution, so the units do not): at s^(1/2) times the resolution
+    each latent element's share of the mean falls by s, and multiplying u by s keeps the update per element the
+    same. s = 1 at the paper's resolution.
+
+    Example:
+        >>> loop_scale((128, 128)), loop_scale((32, 32))
+        (1.0, 0.0625)
+    """
+    return int(flow_size[0]) * int(flow_size[1]) / LOOP_REFERENCE_PIXELS
+
+
+def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) -> Callable:
+    """decode_to_endpoints for :class:`LoopGuidance`: x0 [1, C, K, h, w] -> flows of frames 0, 1, L, L + 1.
+
+    The loop is frames 0 .. L - 1; frames L and L + 1, which must be frames 0 and 1 again, are latent frames
+    L - 1 and L, so the trajectory needs K >= L + 1 latent frames. Frame 0 is z0 (decoded once: ``first_flow`` [2, h, w] px); frame
+    j >= 1 is latent frame j - 1 of x0. Only the (at most three) latent frames the loss needs are decoded,
+    differentiably. The flows are returned in units of the model's ``flow_scale`` (the VAE's normalisation),
+    so that the guidance weight does not depend on how much the training videos moved.
     """
     if length < 3:
         raise ValueError(f"the looping length must be >= 3 frames, got {length}")
     scale = float(model.config.flow_scale)
 
     def decode(x0: torch.Tensor):
-        if length - 1 > x0.shape[2]:
-            raise ValueError(f"loop length {length} is longer than the trajectory ({x0.shape[2] + 1} frames)")
-        wanted = [1, length - 1, length - 2]
-        latent_index = sorted({j - 1 for j in wanted if j >= 1})
+        if length + 1 > x0.shape[2]:
+            raise ValueError(f"a loop of {length} frames needs {length + 2} frames of trajectory, got "
+                             f"{x0.shape[2] + 1}")
+        wanted = [1, length, length + 1]
+        latent_index = sorted({j - 1 for j in wanted})
         flows, _ = model.decode_motion(x0[0, :, latent_index].transpose(0, 1))
         flows = flows / scale
-        by_frame = {j: flows[latent_index.index(j - 1)] for j in wanted if j >= 1}
+        by_frame = {j: flows[latent_index.index(j - 1)] for j in wanted}
         by_frame[0] = first_flow.to(flows.dtype) / scale
-        return by_frame[0], by_frame[1], by_frame[length - 1], by_frame[length - 2]
+        return by_frame[0], by_frame[1], by_frame[length], by_frame[length + 1]
 
     return decode
 
@@ -116,13 +142,17 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
         steps: DDIM steps (paper: 250).
         cfg: w of classifier-free guidance (0 = conditional only); LoopGuidance.cfg_w replaces it when set.
         seed: seeds the initial noise (drawn on the CPU: the same seed gives the same noise on any device).
-        loop_guidance: optional :class:`LoopGuidance` (not with ``long_video``).
+        loop_guidance: optional :class:`LoopGuidance` (not with ``long_video``): a loop of L = its num_frames
+            (default K - 1) frames, L <= K - 1; the trajectory returned still has K + 1 frames, the loop is its
+            first L (frames L and L + 1 are the guided repeats of frames 0 and 1; :func:`sample_latent_motion`
+            drops them).
         eta: DDIM eta (0 = deterministic).
         long_video: optional ``models.long_video.RescheduleConfig``: phased inference over segments of the
             trained length. Its length, when it has one (``total_frames``, or ``num_segments`` segments with
             ``overlap``), is K: a ``num_latent_frames`` that disagrees with it is refused.
         progress: ``progress(done, total)`` before the first and after every denoiser step (``ops/progress.py``);
-            what it raises stops sampling at once, with nothing returned.
+            with loop guidance also ``progress(i, total)`` again before each of step i + 1's passes and between
+            each pass's forward and backward. What it raises stops sampling at once, with nothing returned.
         condition: the CLIP embeddings the model's condition encoder uses, ``{"clip_vision": [1, Dv],
             "clip_text": [1, Dt]}`` (``models/lvmm/clip.py``; the LVMM node gets them from ComfyUI's encoders).
     """
@@ -168,11 +198,14 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
     latents = randn_tensor((1, c, k, h, w), generator=generator, device=device, dtype=torch.float32)
     latents = latents * scheduler.init_noise_sigma
     decoder = None
+    scale = loop_scale(cfg_model.flow_size)
     if loop_guidance is not None:
+        loop_guidance = loop_guidance.with_default_weight(LOOP_WEIGHT)
         first_flow, _ = model.decode_motion(visual)
-        length = int(loop_guidance.num_frames or k + 1)
-        if length > k + 1:
-            raise ValueError(f"LoopGuidance.num_frames = {length} is longer than the trajectory ({k + 1} frames)")
+        length = int(loop_guidance.num_frames or k - 1)
+        if length + 1 > k:
+            raise ValueError(f"LoopGuidance.num_frames = {length}: a loop of {length} frames needs {length + 2} "
+                             f"frames of trajectory, got {k + 1}")
         decoder = lvmm_endpoint_decoder(model, first_flow[0], length)
     total = len(scheduler.timesteps)
     report(progress, 0, total)
@@ -181,7 +214,8 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
             eps = eps_fn(latents, t)
             latents = scheduler.step(eps, t, latents, eta=eta, generator=generator).prev_sample
         else:
-            latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator, eta=eta)
+            latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator, scale=scale,
+                                            check=lambda done=i: report(progress, done, total), eta=eta)
         report(progress, i + 1, total)
     return torch.cat([visual, latents[0].transpose(0, 1)]).float()
 
@@ -342,7 +376,10 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
         image: [1, 3, H, W] float in [0, 1], any size.
         num_frames: frames of the result before slow motion, frame 0 included (default K + 1 of the model, the
             long video's length + 1 with a ``long_video`` that has one, or the source's length with
-            ``transfer_from``; with a source, at most its length: the first frames).
+            ``transfer_from``; with a source, at most its length: the first frames). With ``loop_guidance``:
+            the loop's frames L (default its own num_frames, else K - 1, so that L + 2 = K + 1 frames are
+            sampled, the trained length); the last two, the guided repeats of frames 0 and 1, are dropped, so
+            the result has L frames and its wrap step is an ordinary step.
         steps, cfg, seed, eta, loop_guidance, long_video, progress, condition: see :func:`sample_latents`.
         motion_strength: s in z_k = v + s (z_k - v) (None = 1).
         transfer_from: frames, latents or an LVMM ``Motion`` of another picture / video (Fig. 4); no sampling.
@@ -376,8 +413,17 @@ def sample_latent_motion(model: LVMM, image: torch.Tensor, num_frames: int | Non
         report(progress, 1, 1)
     else:
         k = int(num_frames) - 1 if num_frames is not None else None
+        length = None
+        if loop_guidance is not None:
+            length = int(num_frames or loop_guidance.num_frames or model.config.num_frames - 1)
+            if loop_guidance.num_frames is not None and int(loop_guidance.num_frames) != length:
+                raise ValueError(f"num_frames = {length} disagrees with LoopGuidance.num_frames = "
+                                 f"{loop_guidance.num_frames} (the loop's length: give one of them)")
+            k, loop_guidance = length + 1, dataclasses.replace(loop_guidance, num_frames=length)
         latents = sample_latents(model, image, k, steps=steps, cfg=cfg, seed=seed, loop_guidance=loop_guidance,
                                  eta=eta, long_video=long_video, progress=progress, condition=condition)
+        if length is not None:
+            latents = latents[:length]  # frames L, L + 1 are the guided repeats of 0, 1: the loop is 0 .. L - 1
     if motion_strength is not None:
         latents = scale_motion_latents(latents, motion_strength)
     return latents_to_motion(model, latents, out_size, slow_factor=slow_factor, loops=loop_guidance is not None,

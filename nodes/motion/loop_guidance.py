@@ -17,19 +17,25 @@ class LoopGuidance(io.ComfyNode):
             category=f"{CATEGORY}/motion",
             description=(
                 "Motion self-guidance (GID Eqs. 5-6): at every denoising step the sampler decodes its estimate, "
-                "measures how far the last frame's position and velocity are from the first's (L1), and steers "
-                "the noise prediction down that gradient with weight u * sigma, re-noising and repeating the step "
-                "(self-recurrence). Connect it to SpectralVolumeSampler (source 'model') or PredictLatentMotion."),
+                "measures how far the motion after the loop's last frame is from its first two frames (position "
+                "and velocity, L1), and steers the noise prediction down that gradient with weight u * sigma, "
+                "re-noising and repeating the step (self-recurrence). The loop has no duplicated end frame and no "
+                "hold at the seam. Connect it to SpectralVolumeSampler (source 'model') or PredictLatentMotion. "
+                "A GID loop over the model's own period loops exactly without guidance (nothing to guide)."),
             inputs=[
-                io.Float.Input("weight", default=200.0, min=0.0, max=10000.0, step=1.0,
-                               tooltip="u, the guidance weight (GID: 200)."),
+                io.Float.Input("weight", default=0.0, min=0.0, max=100000.0, step=1.0,
+                               tooltip="u, the guidance weight; 0 = the model family's measured default. u is "
+                               "given at the paper's resolution (GID 256x160, LVMM a 512x512 frame) and scaled to "
+                               "the model's, so one value means the same at every resolution."),
                 io.Int.Input("recurrences", default=2, min=1, max=10,
                              tooltip="Passes per step with re-noising in between (GID: 2; 1 = none)."),
                 io.Float.Input("cfg", default=1.75, min=0.0, max=30.0, step=0.05,
                                tooltip="Classifier-free guidance w used while looping (GID: 1.75); replaces the "
                                "sampler's."),
                 io.Int.Input("num_frames", default=0, min=0, max=4096,
-                             tooltip="Length of the clip that must loop; 0 = the model's own period."),
+                             tooltip="Frames of the loop (they play 0 .. n-1, then 0 again); 0 = GID: the model's "
+                             "period, LVMM: its trained length K - 1 (K + 1 frames are sampled, the two after the "
+                             "loop are dropped)."),
                 io.Boolean.Input("through_denoiser", default=True,
                                  tooltip="Differentiate through the denoiser (universal guidance); off treats its "
                                  "prediction as constant (cheaper, weaker)."),
@@ -45,5 +51,5 @@ class LoopGuidance(io.ComfyNode):
 
         if num_frames and num_frames < 3:
             raise NodeInputError(NODE, "num_frames", "0 (the model's period) or at least 3", str(num_frames))
-        return io.NodeOutput(Guidance(weight=weight, recurrences=recurrences, cfg_w=cfg,
+        return io.NodeOutput(Guidance(weight=weight or None, recurrences=recurrences, cfg_w=cfg,
                                       num_frames=num_frames or None, through_denoiser=through_denoiser))

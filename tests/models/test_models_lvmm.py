@@ -170,6 +170,33 @@ def test_a_raising_progress_callback_stops_sampling_within_a_step(long_video):
     assert len(calls) == 2  # two denoiser steps, none after the interrupt
 
 
+def test_an_interrupt_during_a_guided_step_stops_it_before_its_next_model_call():
+    """With loop guidance a step is two passes (forward, backward, re-noise, again): an interrupt that arrives
+    while step 2's first forward runs stops the sampler there, before its backward and second pass."""
+    model = LVMM(LVMMConfig.preset("tiny")).eval().requires_grad_(False)
+    calls = []
+    hook = model.denoiser.register_forward_hook(lambda *_: calls.append(1))
+    guidance = LoopGuidance(weight=1.0, recurrences=2, cfg_w=0.0, checkpoint_denoiser=False)  # one call a pass
+    try:
+        sample_latent_motion(model, torch.rand(1, 3, 64, 64), steps=3, loop_guidance=guidance)
+        per_step = len(calls) / 3
+        assert per_step == 2  # one forward per pass
+        calls.clear()
+        pressed = []
+
+        def progress(done, total):  # as ComfyUI's: raises at the first check after the user's interrupt
+            if len(calls) == per_step + 1:
+                pressed.append(done)
+                raise Interrupted("stopped by the user")
+
+        with pytest.raises(Interrupted):
+            sample_latent_motion(model, torch.rand(1, 3, 64, 64), steps=3, loop_guidance=guidance,
+                                 progress=progress)
+    finally:
+        hook.remove()
+    assert pressed == [1] and len(calls) == per_step + 1
+
+
 def test_rendering_stops_within_a_chunk_when_progress_raises():
     model = LVMM(LVMMConfig.preset("tiny")).eval()
     image = torch.rand(1, 3, 32, 32)

@@ -1,0 +1,152 @@
+"""Tiny motion priors that can loop, and the measures of a loop (for the loop guidance tests and
+bench/bench_loop_guidance.py).
+
+Measures of a played loop ``x`` [L, ...] (a motion's displacements [L, 2, H, W] px or rendered frames
+[L, 3, H, W]), played 0, 1 .. L - 1, 0, 1 ..:
+
+* ``steps(x)`` [L]: mean |x_{t+1} - x_t| with the wrap step (x_0 - x_{L-1}) last;
+* ``wrap_ratio(x)``: the wrap step over the mean of the other steps (1 = an ordinary step; ~0 = a hold at the
+  seam; >> 1 = a jump);
+* ``amplitude(x)``: mean |x_t - temporal mean|, how much it moves;
+* ``gap(x, after)``: the seam mismatch, mean |a_0 - x_0| + mean |(a_1 - a_0) - (x_1 - x_0)|, with
+  ``after`` = (a_0, a_1) the two frames the motion itself gives after its last (GID: the Fourier series at
+  times L and L + 1; LVMM: the sampled frames L and L + 1), i.e. how far from frame 0 the motion would go next
+  (position) and how its velocity there differs from the velocity out of frame 0 (strict continuity; the loss
+  loop guidance minimises).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def steps(x: torch.Tensor) -> torch.Tensor:
+    """[L] mean absolute step between consecutive frames of the played loop, the wrap step (L - 1 -> 0) last."""
+    played = torch.cat([x, x[:1]])
+    return (played[1:] - played[:-1]).abs().flatten(1).mean(1)
+
+
+def wrap_ratio(x: torch.Tensor) -> float:
+    """The wrap step over the mean of the other steps."""
+    s = steps(x)
+    return float(s[-1] / s[:-1].mean())
+
+
+def amplitude(x: torch.Tensor) -> float:
+    """Mean absolute deviation from the temporal mean."""
+    return float((x - x.mean(0, keepdim=True)).abs().mean())
+
+
+def gap(x: torch.Tensor, after: torch.Tensor) -> float:
+    """Seam mismatch of the loop ``x`` [L, ...] whose next two frames are ``after`` [2, ...] (module docstring)."""
+    position = (after[0] - x[0]).abs().mean()
+    velocity = ((after[1] - after[0]) - (x[1] - x[0])).abs().mean()
+    return float(position + velocity)
+
+
+def measures(x: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
+    """wrap_ratio, amplitude and gap of one loop."""
+    return {"wrap_ratio": wrap_ratio(x), "amplitude": amplitude(x), "gap": gap(x, after)}
+
+
+# ============================================================================================ GID
+
+
+def oscillation_spectra(count: int, config, generator: torch.Generator):
+    """Spectral volumes of smooth sinusoidal sway at non-integer cycles per clip: most do not loop, some nearly do.
+
+    F_t(p) = A(p) sin(2 pi f t / T + phi) - F_0(p), A a smooth random field (~2 px), f uniform in [0.4, 2.6]
+    cycles per T frames, phi random per axis. Returns (spectra [N, K, 2, H, W], pictures [N, 3, H, W]).
+    """
+    from imagedynamics.ops.procedural import smooth_noise
+    from imagedynamics.ops.spectral import motion_to_spectrum
+
+    T, K, H, W = config.num_frames, config.num_frequencies, config.height, config.width
+    t = torch.arange(T, dtype=torch.float32).view(T, 1, 1, 1)
+    spectra, pictures = [], []
+    for _ in range(count):
+        amplitude_field = 2.0 * smooth_noise(2, H, W, H / 5, generator)[None]
+        cycles = 0.4 + 2.2 * torch.rand(1, generator=generator).item()
+        phase = 2 * math.pi * torch.rand(2, generator=generator).view(1, 2, 1, 1)
+        motion = amplitude_field * torch.sin(2 * math.pi * cycles * t / T + phase)
+        spectra.append(motion_to_spectrum(motion - motion[:1], K))
+        pictures.append((amplitude_field.abs().mean(1, keepdim=True).expand(1, 3, H, W) / 4).clamp(0, 1)[0])
+    return torch.stack(spectra), torch.stack(pictures)
+
+
+def train_oscillation_gid(width: int = 32, height: int = 20):
+    """A tiny GID prior (32 x 20, T = 16, K = 4) trained for a few seconds on synthetic sway (fixed steps).
+
+    Returns (model in eval mode, one conditioning picture [1, 3, H, W], the training spectra, the first 30 and
+    last 30 denoising losses' sums).
+    """
+    from imagedynamics.models.gid import DenoisingLoss, GIDConfig, build_gid, vae_loss
+    from imagedynamics.ops.spectral import frequency_stats, normalize_spectrum
+
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    cfg = GIDConfig.preset("tiny", width=width, height=height)
+    spectra, pictures = oscillation_spectra(48, cfg, g)
+    stats = frequency_stats(spectra)
+    k = cfg.num_frequencies
+    slices = torch.stack([normalize_spectrum(s, stats) for s in spectra]).reshape(-1, 4, cfg.height, cfg.width)
+    model = build_gid(cfg, stats=stats)
+    optimizer = torch.optim.AdamW(model.vae.parameters(), 2e-3, weight_decay=0)
+    for _ in range(200):
+        loss, _ = vae_loss(model.vae, slices[torch.randint(0, len(slices), (8,), generator=g)])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.vae.requires_grad_(False).eval()
+    with torch.no_grad():
+        cfg.latent_scale = 1.0 / model.vae.encode(slices[:64]).latent_dist.sample().std().item()
+    objective = DenoisingLoss(model.vae, cfg, coordinate=False)
+    optimizer = torch.optim.AdamW(model.unet.parameters(), 2e-3, weight_decay=0)
+    losses = []
+    for _ in range(300):
+        index = torch.randint(0, len(slices), (8,), generator=g)
+        loss, _ = objective(model.unet, (pictures[index // k], slices[index], index % k))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval().requires_grad_(False)
+    return model, pictures[:1], spectra, (sum(losses[:30]), sum(losses[-30:]))
+
+
+def gid_loop(coeffs: torch.Tensor, period: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The played loop of a sampled spectrum [K, 2, H, W]: (frames 0 .. L - 1 [L, 2, H, W], frames L, L + 1
+    [2, 2, H, W])."""
+    from imagedynamics.ops.spectral import spectrum_to_motion
+
+    length = int(length or period)
+    motion = spectrum_to_motion(coeffs, period, times=torch.arange(length + 2, dtype=torch.float64))
+    return motion[:length], motion[length:]
+
+
+def loop_and_frames(loop: torch.Tensor, after: torch.Tensor, picture: torch.Tensor
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    """Measures of a loop [L, 2, H, W] with its next two frames [2, 2, H, W] on the motion and on the frames
+    rendered from it (``picture`` [1, 3, H, W])."""
+    frames = render(picture, torch.cat([loop, after]))
+    length = loop.shape[0]
+    return measures(loop, after), measures(frames[:length], frames[length:])
+
+
+def textured_picture(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A smooth, fully textured picture [1, 3, H, W] in [0, 1] to render motions on (every pixel's motion shows)."""
+    from imagedynamics.ops.procedural import smooth_noise
+
+    g = torch.Generator().manual_seed(seed)
+    return (0.5 + 0.5 * smooth_noise(3, height, width, max(2.0, height / 8), g)).clamp(0, 1)[None]
+
+
+def render(picture: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+    """Frames [T, 3, H, W] of ``picture`` [1, 3, H, W] moved by ``displacement`` [T, 2, H, W] px (forward
+    softmax splatting with the pack's renderer, holes filled)."""
+    from imagedynamics.ops.render import motion_magnitude_metric, render_frames
+
+    metric = motion_magnitude_metric(displacement.float())
+    frames, _ = render_frames(picture.float(), displacement.float(), metric)
+    return frames
