@@ -407,12 +407,12 @@ def test_motion_transfer_moves_the_target_with_the_source(trained):
 
 def test_loop_guidance_closes_the_loop_without_a_hold(trained):
     """The family's default u against no guidance on the tiny LVMM (K = 4: a loop of L = 3 frames, 5 sampled),
-    same three seeds, measured on the motion and on frames rendered from it (``tests/loop_priors.py``).
+    same three seeds, 10 DDIM steps, measured on the motion and on frames rendered from it (``tests/loop_priors.py``).
 
     The loop plays frames 0 .. L - 1; the sampled frames L and L + 1 are pulled towards frames 0 and 1, then
     dropped, so the wrap step is an ordinary step (the old target, frame L - 1 = frame 0, made the last played
     frame a duplicate of the first). This prior is trained on camera pans, which never loop: guidance closes the
-    seam only part of the way (about 1.3x smaller gap, bench/RESULTS.md "Loop guidance on the tiny priors")."""
+    seam only part of the way (about 2x smaller gap, bench/RESULTS.md "Loop guidance on the tiny priors")."""
     import loop_priors
 
     model = trained[3]
@@ -423,12 +423,12 @@ def test_loop_guidance_closes_the_loop_without_a_hold(trained):
     plain, looped = [], []
     for seed in range(3):
         for out, loop in ((plain, None), (looped, guidance)):
-            latents = sample_latents(model, image, length + 1, steps=8, seed=seed,
+            latents = sample_latents(model, image, length + 1, steps=10, seed=seed,
                                      loop_guidance=None if loop is None else dataclasses.replace(loop,
                                                                                                  num_frames=length))
             displacement = latents_to_motion(model, latents, (64, 64)).displacement
             out.append(loop_priors.loop_and_frames(displacement[:length], displacement[length:], textured))
-    motion = sample_latent_motion(model, image, steps=8, seed=2, loop_guidance=guidance)
+    motion = sample_latent_motion(model, image, steps=10, seed=2, loop_guidance=guidance)
     assert motion.loops and motion.num_frames == length  # the two frames after the loop are dropped
     assert torch.allclose(motion.displacement, displacement[:length], atol=1e-5)
     for where in (0, 1):  # motion, rendered frames
@@ -437,7 +437,7 @@ def test_loop_guidance_closes_the_loop_without_a_hold(trained):
 
         assert 0.5 <= mean(looped, "wrap_ratio") <= 1.5, looped
         assert mean(looped, "amplitude") >= 0.8 * mean(plain, "amplitude"), (plain, looped)
-        assert mean(looped, "gap") < 0.9 * mean(plain, "gap"), (plain, looped)
+        assert mean(looped, "gap") * 1.5 <= mean(plain, "gap"), (plain, looped)
 
 
 def test_long_video_phased_sampling_beyond_the_trained_length(trained):
