@@ -11,6 +11,8 @@ What it measures:
 - ``comfy_vs_trainer``: max |U-Net output of the ComfyUI-patched MODEL (object, emb and LoRA weight patches) - the
   same U-Net with :func:`models.long_animation.attach.install` (the trainer's path)| for randomised additions,
   and ``output_scale`` the output's magnitude;
+- ``long_frames``, ``long_finite_range``: LongVideoReschedule (26 segments of 4 frames, 2 steps, gamma 0.5) on the
+  patched MODEL gives 104 finite frames;
 - ``errors``: the messages for an SD 1.5 MODEL, additions for another SVD size, and a MODEL patched twice.
 """
 from __future__ import annotations
@@ -158,9 +160,11 @@ def main() -> dict:
             errors[name] = None
         except ValueError as error:
             errors[name] = f"{type(error).__name__}: {error}"
+    long_frames, long_range, long_time = _long_video(patched, positive, negative)
     errors.update(_node_errors(model, holder))
     node_plain, node_patched, node_flow, node_strength = _node_run(model, holder.model, sample, flows)
     return {
+        "long_frames": long_frames, "long_finite_range": long_range, "long_seconds": long_time,
         "node_fresh_identical": bool(torch.equal(node_plain, plain)),
         "node_trained_changes": (node_patched - plain).abs().max().item(),
         "node_flow_shape": list(node_flow.shape),
@@ -208,6 +212,25 @@ def _node_run(model, additions, sample, flows):
     trained = LongAnimationMotion.execute(model=model, motion_model=_motion_model(additions), flow=field,
                                           image=image, motion_strength=5.0, refine=False)
     return plain, sample(trained.args[0]), refined.velocity, refined.extras["motion_strength"]
+
+
+def _long_video(patched, positive, negative):
+    """LongVideoReschedule (the node's execute, ComfyUI's samplers) on the patched SVD: 26 segments of 4 frames."""
+    import time
+
+    import torch
+
+    from imagedynamics.nodes.motion.long_video import LongVideoReschedule
+
+    start = time.perf_counter()
+    out = LongVideoReschedule.execute(model=patched, positive=positive, negative=negative,
+                                      latent={"samples": torch.zeros(FRAMES, 4, SIZE, SIZE)}, seed=0, steps=2,
+                                      cfg=CFG, sampler_name="euler", scheduler="karras", num_segments=26, gamma=0.5,
+                                      omega=0.2, overlap=0, crossfade=False, noise_prior="none", shuffle="frame")
+    samples = out.args[0]["samples"]
+    finite = bool(torch.isfinite(samples).all())
+    return int(samples.shape[0]), (samples.max() - samples.min()).item() if finite else -1.0, \
+        time.perf_counter() - start
 
 
 def _node_errors(model, holder):

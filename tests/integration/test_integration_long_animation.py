@@ -98,3 +98,10 @@ def test_the_trained_file_loads_and_patches_the_svd(trained):
     assert trained["loaded_family"] == "long_animation"
     assert trained["loads_on_svd"] > 1e-4
     assert trained["refiner_kept"] is True                # T trained first into the same file stays
+
+
+def test_long_video_reschedule_makes_100_plus_frames_with_the_patched_svd(inprocess):
+    """The patched MODEL through LongVideoReschedule (ComfyUI's samplers, 26 segments of 4 frames): the static field
+    conditions every segment, whatever its length."""
+    assert inprocess["long_frames"] == 104
+    assert 0 < inprocess["long_finite_range"] < 1e3
