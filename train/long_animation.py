@@ -34,9 +34,9 @@ augmentation 0); ``D = x / (sigma^2 + 1) - out sigma / sqrt(sigma^2 + 1)`` and t
 sigma^2 (D - x0)^2)``. The recipe is the pack's (``train/common.py``: EMA, warm-up, schedules, exact resume,
 accelerate, progress, ``<work>/log.csv``).
 
-Compute: the paper trains 100k iterations at batch 4, 25 frames at 512 x 512, in ~20 h on 2 A100s (80 GB; the SVD's
-1.5 G parameters frozen in bf16 with gradient checkpointing, ~45 M trainable). ``--preset small`` (14 frames at
-320 x 512, the narrower encoder, LoRA rank 8) is about a third of the activations per step.
+Compute (``bench/bench_long_animation_flops.py``): a 25-frame 512 x 512 clip is 32.8 TFLOP forward through SVD (1.52 G
+parameters, frozen) with the additions (47.4 M trained); the paper's 100k steps of 4 clips, ~26 EFLOP, took it ~20 h on
+2 A100s. ``--preset small --size 512x320 --num-frames 14 --batch 1 --steps 20000`` is ~0.4 EFLOP (README).
 """
 from __future__ import annotations
 
