@@ -100,9 +100,9 @@ class LoadMotionModel(io.ComfyNode):
             category=f"{CATEGORY}/motion",
             description=("Loads a checkpoint in the pack's format (.safetensors with its family and config in the "
                          "metadata) from models/motion_models: a GID motion prior, an LVMM model, a learned "
-                         "renderer, or converted Motion-I2V weights. Managed like ComfyUI's own models: offloaded "
-                         "when idle, kept while ComfyUI caches the node's output, freed by 'Free model and node "
-                         "cache' (/free)."),
+                         "renderer, the long-animation paper's additions to SVD (for Long Animation Motion), or "
+                         "converted Motion-I2V weights. Managed like ComfyUI's own models: offloaded when idle, kept "
+                         "while ComfyUI caches the node's output, freed by 'Free model and node cache' (/free)."),
             inputs=[io.Combo.Input("model_name", options=folder_paths.get_filename_list(MODEL_FOLDER),
                                    tooltip="A file in ComfyUI's models/motion_models folder.")],
             outputs=[DynModel.Output("model", display_name="model",
