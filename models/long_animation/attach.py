@@ -126,7 +126,7 @@ class MotionConditioning:
             if rows % add.shape[0]:
                 raise ValueError(f"{add.shape[0]} motion strengths for a batch of {rows} frames")
             add = add.repeat_interleave(rows // add.shape[0], dim=0)
-        return emb + add.to(emb.dtype)
+        return emb + add.to(emb.device, emb.dtype)
 
     def features(self, level: int, tokens: int, frames: int, videos: int, latent_size: tuple[int, int],
                  device: torch.device) -> torch.Tensor:
@@ -182,7 +182,7 @@ class MotionTemporalBlock(nn.Module):
         adapter = cond.model.adapters[self.index]
         weight = adapter.to_q.weight
         motion = cond.features(self.level, positions, frames, videos, (h, w), weight.device)
-        add = adapter(x.to(weight.device, weight.dtype), motion.to(weight.dtype))
+        add = adapter(x.to(weight.device, weight.dtype), motion.to(weight.device, weight.dtype))
         return out + add.to(out.device, out.dtype)
 
 
