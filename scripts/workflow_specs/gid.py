@@ -14,8 +14,11 @@ tiny model's 16-frame period) for the picture from a GID motion prior trained on
 by latent diffusion with classifier-free guidance; the mask keeps the motion on the flag. **Spectrum To Motion**
 plays it at half speed (`slow_motion` 2), **Softmax Splat Render** makes the frames."""
 LOOP = """
-**Loop Guidance** (GID's motion self-guidance) steers every denoising step so that the motion's end meets its start
-in position and velocity: the clip loops seamlessly."""
+**Loop Guidance** (GID's motion self-guidance) steers every denoising step so that the two frames after the loop's
+last are its first two again (position and velocity): the clip loops with no duplicated frame and no hold at the
+seam. Over the model's own period (`num_frames` 0, as here) the spectral motion loops exactly and there is nothing
+to guide; set `num_frames` (and Spectrum To Motion's length) for a loop of another length. `weight` 0 = GID's
+default u."""
 
 
 def _gid(loop: bool) -> Workflow:
@@ -31,7 +34,7 @@ def _gid(loop: bool) -> Workflow:
         save(7, 5, name),
     ]
     if loop:
-        nodes.append(Node(6, "LoopGuidance", {"weight": 200.0, "recurrences": 2, "cfg": 1.75}))
+        nodes.append(Node(6, "LoopGuidance", {"weight": 0.0, "recurrences": 2, "cfg": 1.75}))
     title = "GID: a seamless loop from a trained motion prior" if loop else "GID: motion sampled from a trained prior"
     return Workflow(title, ABOUT + ("\n" + LOOP if loop else ""), nodes)
 
