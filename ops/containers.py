@@ -16,15 +16,26 @@ import torch
 class LoopBlend:
     """A second motion whose render is cross-faded with the first one's (Holynski et al.'s two-way Eulerian loop).
 
+    Frame t = (1 - a_t) render(Motion.displacement[t]) + a_t render(displacement[t]), per pixel, with a_t from
+    :meth:`alpha` (the renderer also weighs each render by how well it covers the pixel, see
+    ``ops.render.render_frames``).
+
     Attributes:
         displacement: [T, 2, H, W] float, pixels, reference-anchored like ``Motion.displacement`` (the Eulerian
             loop: the field integrated backward from the loop's end).
-        weight: [T] float in [0, 1]: frame t = (1 - weight[t]) render(Motion.displacement[t])
-            + weight[t] render(displacement[t]).
+        weight: [T] float in [0, 1]. Without ``phase``: a_t itself, one value per frame (one cross-fade over the
+            whole loop when it is t / T). With ``phase``: the loop time t / T of frame t.
+        phase: optional [1, 1, H, W] in [window / 2, 1 - window / 2]: when, as a fraction of the loop, each pixel
+            cross-fades. a_t(q) = clamp((weight[t] - phase(q)) / window + 1/2, 0, 1): 0 until its cross-fade, 1
+            after it, so each region dissolves at its own time, over ``window`` of the loop, and few pixels are
+            double-exposed in any frame. Phase 0.5 everywhere with window 1 is the one-cross-fade loop.
+        window: the fraction of the loop one pixel's cross-fade takes, in (0, 1] (with ``phase`` only).
     """
 
     displacement: torch.Tensor
     weight: torch.Tensor
+    phase: torch.Tensor | None = None
+    window: float = 1.0
 
     def __post_init__(self) -> None:
         d, w = self.displacement, self.weight
@@ -32,6 +43,23 @@ class LoopBlend:
             raise ValueError(f"LoopBlend.displacement must be [T, 2, H, W], got {tuple(d.shape)}")
         if w.ndim != 1 or w.shape[0] != d.shape[0]:
             raise ValueError(f"LoopBlend.weight must be [T] = [{d.shape[0]}], got {tuple(w.shape)}")
+        if not 0.0 < float(self.window) <= 1.0:
+            raise ValueError(f"LoopBlend.window must be in (0, 1], got {self.window}")
+        p = self.phase
+        if p is not None:
+            if p.ndim != 4 or p.shape[:2] != (1, 1) or tuple(p.shape[-2:]) != tuple(d.shape[-2:]):
+                raise ValueError(f"LoopBlend.phase must be [1, 1, {d.shape[-2]}, {d.shape[-1]}], got {tuple(p.shape)}")
+            half = float(self.window) / 2
+            if float(p.min()) < half - 1e-6 or float(p.max()) > 1 - half + 1e-6:
+                raise ValueError(f"LoopBlend.phase must lie in [window / 2, 1 - window / 2] = [{half:g}, {1 - half:g}] "
+                                 "so that every pixel's cross-fade starts and ends inside the loop")
+
+    def alpha(self, start: int, stop: int) -> torch.Tensor:
+        """The backward render's weight for frames start..stop-1: [n, 1, 1, 1] without ``phase``, else [n, 1, H, W]."""
+        w = self.weight[start:stop].float().view(-1, 1, 1, 1)
+        if self.phase is None:
+            return w
+        return ((w - self.phase.float().to(w.device)) / float(self.window) + 0.5).clamp_(0.0, 1.0)
 
 
 @dataclass

@@ -246,7 +246,10 @@ def transfer_motion(motion: Motion | SpectralVolume, target_size: tuple[int, int
         intention = F.interpolate(intention.float(), size=size, mode="bilinear", align_corners=False).clamp(0, 1)
     blend = motion.blend
     if blend is not None:
-        blend = LoopBlend(moved(blend.displacement), blend.weight)
+        phase = blend.phase
+        if phase is not None and tuple(phase.shape[-2:]) != size:
+            phase = F.interpolate(phase.float(), size=size, mode="bilinear", align_corners=False)
+        blend = LoopBlend(moved(blend.displacement), blend.weight, phase, blend.window)
     brush = motion.brush
     if brush is not None:
         brush = F.interpolate(brush.float(), size=size, mode="nearest")

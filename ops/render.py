@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from .containers import LoopBlend
 from .fill import fill_holes
 from .progress import ProgressFn, report
 from .splat import softsplat
@@ -83,10 +84,10 @@ def motion_magnitude_metric(displacement: torch.Tensor, temperature: float = 1.0
 
 def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor | None = None,
                   fill: bool = True, chunk_size: int = 8, out: torch.Tensor | None = None,
-                  blend: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  blend: LoopBlend | tuple[torch.Tensor, torch.Tensor] | None = None,
                   on_frames: Callable[[int, int], None] | None = None,
                   hole_threshold: float = 1e-3, border: bool = True, confidence: torch.Tensor | None = None,
-                  min_confidence: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+                  min_confidence: float = 0.05, blend_coverage: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-splat ``image`` with every frame of ``displacement``; fill holes; return frames and hole fractions.
 
     Args:
@@ -97,9 +98,10 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
         fill: fill pixels no source pixel reached (multi-scale push-pull) so no empty pixel remains.
         chunk_size: frames splatted at once; peak memory is about one chunk plus the output.
         out: optional preallocated [T, C, H, W] output (e.g. on the intermediate device).
-        blend: optional (second_displacement [T, 2, H, W], alpha [T]) for looping by two-way blending:
-            frame t = (1 - alpha_t) * render(displacement_t) + alpha_t * render(second_t), as in
-            Holynski et al.'s Eulerian looping (both renders filled before blending).
+        blend: optional :class:`~.containers.LoopBlend` (or the pair (second_displacement [T, 2, H, W],
+            alpha [T])) for looping by two-way blending, as in Holynski et al.'s Eulerian looping: frame t mixes
+            render(displacement_t) and render(second_t) with the backward weight a = ``LoopBlend.alpha`` (one
+            value per frame, or per pixel with a phase map). See ``blend_coverage`` for how.
         on_frames: called with (frames done, total) after each chunk (progress, interrupts).
         hole_threshold: bilinear coverage under which a pixel counts as a hole.
         border: with ``fill``, holes whose content enters through the picture's border are filled by extending
@@ -110,6 +112,15 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
             that are occluded or carried by a wrong flow (at depth edges, or leaving the frame) do not win a
             pixel just because nothing else lands there. Hole fractions still count bilinear coverage only.
         min_confidence: threshold for ``confidence``.
+        blend_coverage: with ``blend``, weigh each render per pixel by how faithfully it covers the pixel as well:
+            w_f = (1 - a) q(c_f)^2, w_b = a q(c_b)^2 with c the render's bilinear coverage before filling and
+            q(c) = min(c, 1 / c) (1 = one source pixel's worth; less = stretched or a hole the fill made up; more =
+            squeezed, several sources averaged), frame = (w_f I_f + w_b I_b + tau lerp(I_f, I_b, a)) / (w_f + w_b +
+            tau), tau = 0.05 (so a pixel neither covers falls back to the plain cross-fade, and the weights change
+            smoothly). Both directions are resolved per pixel, as one joint splat of both would, instead of
+            averaging a filled hole or a smear with a sharp render. False: the plain lerp of the two filled renders
+            (Holynski et al.'s blend, the pack's blend before issue 17). Either way a = 0 gives the first render
+            exactly, a = 1 the second, and pixels where the renders agree are bit-exact.
 
     Returns:
         (frames [T, C, H, W] in ``image``'s dtype, hole_fraction [T] before filling).
@@ -140,27 +151,53 @@ def render_frames(image: torch.Tensor, displacement: torch.Tensor, metric: torch
         out = torch.empty(total, channels, *image.shape[-2:], dtype=image.dtype, device=image.device)
     holes = torch.empty(total, dtype=torch.float32)
     source = image.float()
-    moving = _moving_pixels(displacement, None if blend is None else blend[0])
+    if blend is not None and not isinstance(blend, LoopBlend):
+        blend = LoopBlend(blend[0], blend[1])
+    if blend is not None and (blend.displacement.shape != displacement.shape):
+        raise ValueError(f"blend displacement must be {tuple(displacement.shape)} like the displacement, got "
+                         f"{tuple(blend.displacement.shape)}")
+    moving = _moving_pixels(displacement, None if blend is None else blend.displacement)
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
         chunk_metric = metric if metric is None or metric.shape[0] == 1 else metric[start:stop]
         trust = None
         if confidence is not None and fill:
             trust = (confidence if confidence.shape[0] == 1 else confidence[start:stop], float(min_confidence))
-        frames, hole = _render_chunk(source, displacement[start:stop], chunk_metric, fill, hole_threshold, moving,
-                                     border, trust)
+        frames, hole, coverage = _render_chunk(source, displacement[start:stop], chunk_metric, fill, hole_threshold,
+                                               moving, border, trust)
         if blend is not None:
-            second, alpha = blend
-            other, other_hole = _render_chunk(source, second[start:stop], chunk_metric, fill, hole_threshold,
-                                              moving, border)
-            a = alpha[start:stop].to(frames).view(-1, 1, 1, 1)
-            frames = torch.lerp(frames, other, a)  # exact where both renders agree (still pixels)
+            other, other_hole, other_coverage = _render_chunk(source, blend.displacement[start:stop], chunk_metric,
+                                                              fill, hole_threshold, moving, border)
+            a = blend.alpha(start, stop).to(frames)
+            frames = _blend(frames, other, a, coverage if blend_coverage else None, other_coverage)
             hole = torch.maximum(hole, other_hole)
         out[start:stop] = frames.to(out.dtype).to(out.device)
         holes[start:stop] = hole
         if on_frames is not None:
             on_frames(stop, total)
     return out, holes
+
+
+BLEND_TAU = 0.05  # render_frames' blend_coverage: the plain cross-fade's weight beside the coverage weights
+
+
+def _blend(first: torch.Tensor, second: torch.Tensor, alpha: torch.Tensor, first_coverage: torch.Tensor | None,
+           second_coverage: torch.Tensor) -> torch.Tensor:
+    """Two renders [n, C, H, W] mixed with the second's weight alpha ([n, 1, 1 or H, 1 or W]); coverage-weighted
+    when ``first_coverage`` is given (see render_frames' ``blend_coverage``)."""
+    plain = torch.lerp(first, second, alpha)
+    if first_coverage is None:
+        mixed = plain
+    else:
+        def quality(coverage: torch.Tensor) -> torch.Tensor:
+            return torch.minimum(coverage, 1.0 / coverage.clamp_min(1e-6)).square()
+
+        w_first = (1.0 - alpha) * quality(first_coverage)
+        w_second = alpha * quality(second_coverage)
+        mixed = (w_first * first + w_second * second + BLEND_TAU * plain) / (w_first + w_second + BLEND_TAU)
+    # exact where only one render counts and where both agree (still pixels stay bit-exact)
+    mixed = torch.where(alpha <= 0, first, torch.where(alpha >= 1, second, mixed))
+    return torch.where(first == second, first, mixed)
 
 
 def _moving_pixels(displacement: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor | None:
@@ -222,7 +259,9 @@ def extend_border(frames: torch.Tensor, coverage: torch.Tensor, source: torch.Te
 
 def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torch.Tensor | None, fill: bool,
                   hole_threshold: float, moving: torch.Tensor | None, border: bool = True,
-                  trust: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  trust: tuple[torch.Tensor, float] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(frames [n, C, H, W], hole fraction [n] before filling, bilinear coverage [n, 1, H, W] before filling)."""
     n = displacement.shape[0]
     flow = displacement.to(source.device, torch.float32)
     channels = source.shape[1]
@@ -258,4 +297,4 @@ def _render_chunk(source: torch.Tensor, displacement: torch.Tensor, metric: torc
             inverse = fill_holes(splat[:, first:first + 2], coverage, threshold=hole_threshold)
             frames, known = extend_border(frames, known, source, inverse, hole_threshold)
         frames = fill_holes(frames, known, threshold=hole_threshold)
-    return frames, hole
+    return frames, hole, coverage

@@ -51,7 +51,7 @@ def test_blend_mixes_two_renders_by_alpha():
     backward = torch.zeros(3, 2, 8, 8)
     backward[:, 0] = 1.0
     alpha = torch.tensor([0.0, 0.5, 1.0])
-    frames, _ = render_frames(image, forward, None, blend=(backward, alpha))
+    frames, _ = render_frames(image, forward, None, blend=(backward, alpha), blend_coverage=False)
     only_back, _ = render_frames(image, backward, None)
     assert torch.allclose(frames[0], image[0])
     assert torch.allclose(frames[2], only_back[2], atol=1e-6)
@@ -186,3 +186,47 @@ def test_the_metric_pass_reports_progress_and_the_memory_estimate_fits_a_measure
     assert 80 * 2**20 < render_memory(512, 512, 1) < 1.8 * 63 * 2**20
     assert 366 * 2**20 < render_memory(512, 512, 8) < 1.8 * 291 * 2**20
     assert largest_chunk(512, 512, render_memory(512, 512, 3), 8) == 3
+
+
+def test_coverage_weighted_blend_takes_the_render_that_covers_a_pixel():
+    """Where one direction left a hole (filled by push-pull: made up) or smeared, the other direction's real
+    pixels win; where both cover a pixel fully, the weights are the cross-fade's."""
+    torch.manual_seed(3)
+    image = torch.rand(1, 3, 16, 16)
+    forward = torch.zeros(3, 2, 16, 16)
+    backward = torch.zeros(3, 2, 16, 16)
+    backward[:, 0] = 2.0  # columns 0-1 of the backward render are holes
+    alpha = torch.tensor([0.0, 0.5, 1.0])
+    weighted, _ = render_frames(image, forward, None, blend=(backward, alpha))
+    plain, _ = render_frames(image, forward, None, blend=(backward, alpha), blend_coverage=False)
+    only_back, _ = render_frames(image, backward, None)
+    # frame 1, the holes: the forward render's true pixels (the plain blend mixes in half of a made-up fill)
+    assert torch.allclose(weighted[1, :, :, :2], image[0, :, :, :2], atol=0.05 / 1.05 + 1e-6)
+    assert (plain[1, :, :, :2] - image[0, :, :, :2]).abs().mean() > 4 * (weighted[1, :, :, :2]
+                                                                       - image[0, :, :, :2]).abs().mean()
+    # both cover fully: the plain cross-fade
+    assert torch.allclose(weighted[1, :, :, 3:], plain[1, :, :, 3:], atol=1e-6)
+    # alpha 0 and 1 give either render exactly
+    assert torch.equal(weighted[0], image[0]) and torch.equal(weighted[2], only_back[2])
+
+
+def test_a_phase_map_cross_fades_each_pixel_at_its_own_time():
+    from imagedynamics.ops.containers import LoopBlend
+
+    image = torch.rand(1, 3, 8, 8)
+    forward = torch.zeros(5, 2, 8, 8)
+    backward = torch.zeros(5, 2, 8, 8)
+    backward[:, 1] = 1.0  # moves down 1 px (row 0 is a hole)
+    phase = torch.full((1, 1, 8, 8), 0.25)
+    phase[..., 4:] = 0.75  # the right half cross-fades later
+    blend = LoopBlend(backward, torch.arange(5) / 5, phase, window=0.5)
+    assert torch.allclose(blend.alpha(0, 5)[:, 0, 5, 0], torch.tensor([0.0, 0.4, 0.8, 1.0, 1.0]))
+    assert torch.allclose(blend.alpha(0, 5)[:, 0, 5, 6], torch.tensor([0.0, 0.0, 0.0, 0.2, 0.6]))
+    frames, _ = render_frames(image, forward, None, blend=blend)
+    only_back, _ = render_frames(image, backward, None)
+    assert torch.equal(frames[3, :, 1:, :4], only_back[3, :, 1:, :4])  # left half done
+    assert torch.equal(frames[2, :, :, 4:], image[0, :, :, 4:])  # right half not started
+    with pytest.raises(ValueError, match="phase must lie"):
+        LoopBlend(backward, torch.arange(5) / 5, torch.full((1, 1, 8, 8), 0.1), window=0.5)
+    with pytest.raises(ValueError, match="window"):
+        LoopBlend(backward, torch.arange(5) / 5, phase, window=0.0)
