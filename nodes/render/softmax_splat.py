@@ -108,7 +108,7 @@ class SoftmaxSplatRender(io.ComfyNode):
             return io.NodeOutput(_render_learned(renderer, pictures, motion, chosen.metric, chunk_size, progress),
                                  float(motion.fps))
         splat_metric, confidence = chosen.metric, chosen.confidence
-        blend = None if motion.blend is None else (motion.blend.displacement, motion.blend.weight)
+        blend = motion.blend  # the loop's second render, its weights and per-pixel phases
         # The output is written in place, chunk by chunk, in ComfyUI's [N,H,W,C] layout: memory is the output
         # plus one chunk, whatever the number of frames.
         out = torch.empty(count * total, *size, pictures.shape[1], dtype=torch.float32, device=intermediate_device())
