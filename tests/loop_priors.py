@@ -4,10 +4,11 @@ bench/bench_loop_guidance.py).
 Measures of a played loop ``x`` [L, ...] (a motion's displacements [L, 2, H, W] px or rendered frames
 [L, 3, H, W]), played 0, 1 .. L - 1, 0, 1 ..:
 
-* ``steps(x)`` [L]: mean |x_{t+1} - x_t| with the wrap step (x_0 - x_{L-1}) last;
-* ``wrap_ratio(x)``: the wrap step over the mean of the other steps (1 = an ordinary step; ~0 = a hold at the
-  seam; >> 1 = a jump);
-* ``amplitude(x)``: mean |x_t - temporal mean|, how much it moves;
+* ``wrap_ratio(x)``: the wrap step (x_{L-1} -> x_0) over the mean of the other steps (1 = an ordinary step;
+  ~0 = a hold at the seam; >> 1 = a jump): ``ops.loop_metrics.seam_ratio`` on frames (mean absolute change),
+  ``motion_seam_ratio`` on a motion (mean end-point length of the change), both with ``typical="mean"``;
+* ``amplitude(x)``: how much it moves: ``ops.loop_metrics.motion_amplitude`` on a motion (root-mean-square
+  deviation from the mean position), mean |x_t - temporal mean| on frames;
 * ``gap(x, after)``: the seam mismatch, mean |a_0 - x_0| + mean |(a_1 - a_0) - (x_1 - x_0)|, with
   ``after`` = (a_0, a_1) the two frames the motion itself gives after its last (GID: the Fourier series at
   times L and L + 1; LVMM: the sampled frames L and L + 1), i.e. how far from frame 0 the motion would go next
@@ -21,20 +22,23 @@ import math
 import torch
 
 
-def steps(x: torch.Tensor) -> torch.Tensor:
-    """[L] mean absolute step between consecutive frames of the played loop, the wrap step (L - 1 -> 0) last."""
-    played = torch.cat([x, x[:1]])
-    return (played[1:] - played[:-1]).abs().flatten(1).mean(1)
+def _is_motion(x: torch.Tensor) -> bool:
+    return x.shape[1] == 2
 
 
 def wrap_ratio(x: torch.Tensor) -> float:
-    """The wrap step over the mean of the other steps."""
-    s = steps(x)
-    return float(s[-1] / s[:-1].mean())
+    """The wrap step over the mean of the other steps (a motion [L, 2, H, W] or frames [L, 3, H, W])."""
+    from imagedynamics.ops.loop_metrics import motion_seam_ratio, seam_ratio
+
+    return (motion_seam_ratio if _is_motion(x) else seam_ratio)(x, typical="mean")
 
 
 def amplitude(x: torch.Tensor) -> float:
-    """Mean absolute deviation from the temporal mean."""
+    """How much a motion or a clip moves about its temporal mean (module docstring)."""
+    from imagedynamics.ops.loop_metrics import motion_amplitude
+
+    if _is_motion(x):
+        return motion_amplitude(x)
     return float((x - x.mean(0, keepdim=True)).abs().mean())
 
 
