@@ -13,7 +13,8 @@ SAVE_SIZE = (420, 460)     # a Save node showing the animation
 
 # The flag behind the astronaut ripples down and to the right; the rest of the picture stays still. Arrows about
 # 22 px long (visible and easy to grab in the editor) at speed 0.01: about 0.22 px per frame, 10 px over the loop;
-# faster motion shows the loop's cross-fade as a double exposure on the flag's stars and stripes.
+# the Gaussian field adds the arrows up, to 0.6 px per frame at most. Faster motion makes each region's cross-fade a
+# bigger change (at this speed every frame's flag keeps >= 0.9 of frame 0's sharpness: bench/bench_loops.py).
 FLAG_ARROWS = {"arrows": [
     {"start": [22, 60], "end": [42, 68], "speed": 0.01},
     {"start": [60, 120], "end": [80, 130], "speed": 0.01},
