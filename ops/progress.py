@@ -7,7 +7,9 @@ ComfyUI's own interrupt exception (``nodes.common.Progress``); library users rai
 catch what the callback raises, so an interrupted loop returns nothing partial.
 
 Nested loops report through :func:`sub_progress`, which maps an inner loop's ``(done, total)`` onto a slice of
-the outer one's units.
+the outer one's units. A unit that itself runs long may call the callback again with the same ``done`` inside it
+(loop guidance does, before each pass and between forward and backward), so that an interrupt need not wait for
+the unit's end: callbacks must accept repeated values.
 
 Example:
     >>> seen = []
