@@ -175,6 +175,8 @@ class SpectralVolume:
         num_frames: T, the period in frames of the motion the coefficients describe.
         fps: frames per second.
         norm: the torch.fft normalisation used ("backward": forward FFT unscaled, inverse divides by T).
+        loop_frames: the length L of the loop that loop guidance closed (frames 0 .. L - 1 play, then 0), when it
+            is not T; None = the period. ``ops.spectral.to_motion`` plays L frames by default.
     """
 
     coeffs: torch.Tensor
@@ -182,11 +184,14 @@ class SpectralVolume:
     fps: float = 30.0
     norm: str = "backward"
     extras: dict = field(default_factory=dict)
+    loop_frames: int | None = None
 
     def __post_init__(self) -> None:
         c = self.coeffs
         if c.ndim != 4 or c.shape[1] != 2 or not c.is_complex():
             raise ValueError(f"SpectralVolume.coeffs must be complex [K, 2, H, W], got {tuple(c.shape)} {c.dtype}")
+        if self.loop_frames is not None and int(self.loop_frames) < 1:
+            raise ValueError(f"SpectralVolume.loop_frames must be >= 1 or None, got {self.loop_frames}")
 
     @property
     def num_frequencies(self) -> int:

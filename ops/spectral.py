@@ -214,8 +214,9 @@ def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | No
 
     Args:
         sv: the spectral volume (norm "backward").
-        num_frames: frames to produce; default round(sv.num_frames * slow_factor), one full period. Longer
-            outputs repeat the period (it loops).
+        num_frames: frames to produce; default round(L * slow_factor) with L the loop guidance's loop length
+            (``sv.loop_frames``, set by a loop-guided GID sampler) or else one full period T. Longer
+            outputs repeat the period.
         fps: fps stored in the result; default sv.fps (slow motion plays the same period over more frames).
         slow_factor: > 0; 2 gives twice as many frames per period (half speed).
         interpolation: "fourier" or "linear".
@@ -226,7 +227,7 @@ def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | No
 
     Returns:
         ``Motion`` [num_frames, 2, H, W]; ``loops`` is True when num_frames / slow_factor is a whole number of
-        periods, i.e. the frame after the last one would equal frame 0.
+        periods, i.e. the frame after the last one would equal frame 0, or is the guided loop length L.
 
     Example:
         >>> sv = to_spectral_volume(Motion(torch.randn(16, 2, 4, 4)), 9)
@@ -246,8 +247,9 @@ def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | No
     if not (math.isfinite(slow_factor) and slow_factor > 0):
         raise ValueError(f"slow_factor must be a finite number > 0, got {slow_factor}")
     period = int(sv.num_frames)
+    loop_frames = int(sv.loop_frames or period)
     if num_frames is None:
-        num_frames = max(1, round(period * slow_factor))
+        num_frames = max(1, round(loop_frames * slow_factor))
     num_frames = int(num_frames)
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -272,7 +274,7 @@ def to_motion(sv: SpectralVolume, num_frames: int | None = None, fps: float | No
         displacement[..., top:top + rows, :] = part
         report(progress, min(top + rows, height), height)
     span = num_frames / slow_factor / period
-    loops = abs(span - round(span)) < 1e-9 and round(span) >= 1
+    loops = (abs(span - round(span)) < 1e-9 and round(span) >= 1) or abs(num_frames / slow_factor - loop_frames) < 1e-9
     return Motion(displacement=displacement, fps=fps, loops=loops,
                   extras={"source": "spectral_volume", "slow_factor": slow_factor, "interpolation": interpolation})
 

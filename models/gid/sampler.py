@@ -215,8 +215,14 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
 
 
 def sample_spectral_volume(model: GIDModel, image: torch.Tensor, **kwargs) -> SpectralVolume:
-    """:func:`sample_spectrum` wrapped in a :class:`SpectralVolume` with the model's T, fps and normalisation."""
+    """:func:`sample_spectrum` wrapped in a :class:`SpectralVolume` with the model's T, fps and normalisation.
+
+    With loop guidance of a length L other than T, ``loop_frames`` = L: what ``ops.spectral.to_motion`` plays
+    by default."""
     coeffs = sample_spectrum(model, image, **kwargs)
-    looped = kwargs.get("loop_guidance") is not None
-    return SpectralVolume(coeffs=coeffs, num_frames=model.config.num_frames, fps=model.config.fps,
-                          norm=model.config.norm, extras={"units": "pixels", "source": "gid", "loop_guided": looped})
+    guidance = kwargs.get("loop_guidance")
+    period = model.config.num_frames
+    loop_frames = int(guidance.num_frames) if guidance is not None and guidance.num_frames else None
+    return SpectralVolume(coeffs=coeffs, num_frames=period, fps=model.config.fps, norm=model.config.norm,
+                          extras={"units": "pixels", "source": "gid", "loop_guided": guidance is not None},
+                          loop_frames=None if loop_frames == period else loop_frames)

@@ -29,4 +29,4 @@ def sample_gid_spectrum(node: str, model, picture: torch.Tensor, guidance, steps
     if brush is not None:
         coeffs = coeffs * brush.to(coeffs.real.dtype)
     return SpectralVolume(coeffs=coeffs, num_frames=spectrum.num_frames, fps=spectrum.fps, norm=spectrum.norm,
-                          extras=spectrum.extras)
+                          extras=spectrum.extras, loop_frames=spectrum.loop_frames)

@@ -153,7 +153,8 @@ class SpectrumToMotion(io.ComfyNode):
             inputs=[
                 DynSpectrum.Input("spectrum", tooltip="A spectral volume."),
                 io.Int.Input("num_frames", default=0, min=0, max=8192,
-                             tooltip="Frames to make; 0 = one whole period (a seamless loop)."),
+                             tooltip="Frames to make; 0 = one whole period (a seamless loop), or the loop length "
+                             "of a loop-guided GID spectrum."),
                 io.Float.Input("magnify", default=1.0, min=0.0, max=100.0, step=0.05,
                                tooltip="Scales every amplitude (motion magnification > 1)."),
                 io.Float.Input("slow_motion", default=1.0, min=0.05, max=32.0, step=0.05,
@@ -172,13 +173,15 @@ class SpectrumToMotion(io.ComfyNode):
 
         if not isinstance(spectrum, SpectralVolume):
             raise NodeInputError(NODE_TO_MOTION, "spectrum", "a DYN_SPECTRUM", _describe(spectrum))
-        frames = num_frames or max(1, round(spectrum.num_frames * slow_motion))
+        loop_frames = int(spectrum.loop_frames or spectrum.num_frames)
+        frames = num_frames or max(1, round(loop_frames * slow_motion))
         h, w = spectrum.size
         # the motion (made a band of rows at a time: its working memory is one band)
         require_memory(NODE_TO_MOTION, 8 * frames * h * w + BAND_BYTES, ("num_frames", "slow_motion"),
                        f"the motion of {frames} frames at {w}x{h}")
         scaled = SpectralVolume(coeffs=scale_amplitude(spectrum.coeffs, magnify), num_frames=spectrum.num_frames,
-                                fps=spectrum.fps, norm=spectrum.norm)
+                                fps=spectrum.fps, norm=spectrum.norm, extras=spectrum.extras,
+                                loop_frames=spectrum.loop_frames)
         motion = to_motion(scaled, num_frames=num_frames or None, slow_factor=slow_motion,
                            interpolation=interpolation, anchor_first_frame=True,
                            progress=Progress(spectrum.size[0]))

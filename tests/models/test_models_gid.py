@@ -310,6 +310,22 @@ def test_an_interrupt_during_a_guided_step_stops_it_before_its_next_model_call(m
     assert len(calls) == per_step + 1 and len(backward) == backward_per_step  # nothing ran after the check
 
 
+def test_a_guided_loop_of_another_length_is_what_the_spectrum_plays(model, image):
+    """A loop-guided spectral volume of L != T frames carries L (``loop_frames``): to_motion plays those L frames
+    by default (no duplicated frame, the wrap back to frame 0 is the seam guidance closed); over the period it
+    plays the T frames of one period, as without guidance."""
+    from imagedynamics.ops.spectral import to_motion
+
+    half = TINY.num_frames // 2
+    sv = sample_spectral_volume(model, image, num_steps=1, loop_guidance=LoopGuidance(num_frames=half))
+    assert sv.loop_frames == half and sv.extras["loop_guided"]
+    motion = to_motion(sv)
+    assert motion.num_frames == half and motion.loops
+    assert to_motion(sv, slow_factor=2.0).num_frames == 2 * half
+    full = sample_spectral_volume(model, image, num_steps=1, loop_guidance=LoopGuidance())
+    assert full.loop_frames is None and to_motion(full).num_frames == TINY.num_frames
+
+
 def test_endpoint_decoder_matches_full_inverse(model):
     torch.manual_seed(3)
     x0 = torch.randn(TINY.num_frequencies, 4, *TINY.latent_size)
