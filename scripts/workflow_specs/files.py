@@ -17,6 +17,7 @@ FILE_INPUTS = {
     ("LoadMotionModel", "model_name"): "models/motion_models",
     ("CheckpointLoaderSimple", "ckpt_name"): "models/checkpoints",
     ("UNETLoader", "unet_name"): "models/diffusion_models",
+    ("VAELoader", "vae_name"): "models/vae",
 }
 
 FILES = {
@@ -61,6 +62,17 @@ FILES = {
                                                    "a video model such as Wan 2.1 T2V 1.3B (UNETLoader) with its "
                                                    "text encoder (CLIPLoader, type wan) and CLIPTextEncode prompts "
                                                    "instead of the stand-in conditioning.",
+    # the long-animation paper's video model: tiny stand-ins for SVD, its VAE and the trained additions
+    "tiny_svd_unet.safetensors": "the smallest U-Net ComfyUI detects as Stable Video Diffusion (random weights, "
+                                 "114 M parameters, one 320-channel level), built by the tests. Real: svd_xt "
+                                 "(ImageOnlyCheckpointLoader, models/checkpoints), which also gives the VAE and "
+                                 "the CLIP vision model for SVD_img2vid_Conditioning.",
+    "tiny_taesd_vae.safetensors": "a random TAESD-format VAE the tests build. Real: the SVD checkpoint's VAE.",
+    "long_animation_svd_tiny.safetensors": "fresh (untrained, inert) additions for the tiny SVD, built by the "
+                                           f"tests. Train yours on your SVD: `{TRAIN} long_animation --videos "
+                                           "my_clips/ --svd ComfyUI/models/checkpoints/svd_xt.safetensors --out "
+                                           "ComfyUI/models/motion_models/long_animation.safetensors`, then pick it "
+                                           "here.",
 }
 
 

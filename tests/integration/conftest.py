@@ -56,6 +56,8 @@ def prepare_workflow(comfy):
                 ensure_checkpoint(comfy, node["inputs"]["model_name"])
             elif node["class_type"] == "UNETLoader":
                 ensure_checkpoint(comfy, node["inputs"]["unet_name"], "diffusion_models")
+            elif node["class_type"] == "VAELoader" and node["inputs"]["vae_name"] in MAKERS:
+                ensure_checkpoint(comfy, node["inputs"]["vae_name"], "vae")
         return prompt
     return prepare
 
