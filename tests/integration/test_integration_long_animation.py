@@ -107,39 +107,73 @@ def test_long_video_reschedule_makes_100_plus_frames_with_the_patched_svd(inproc
     assert 0 < inprocess["long_finite_range"] < 1e3
 
 
-def test_the_svd_template_runs_in_the_real_server_and_fresh_additions_change_nothing(comfy, load_workflow,
-                                                                                     prepare_workflow):
+TEMPLATE = "long_animation_svd"
+
+
+def _run_template(comfy, prompt: dict):
+    """(frames [N, H, W, 3] decoded from the saved WebP, the saved long latent [N, 4, h, w])."""
+    import numpy as np
+    from safetensors.torch import load_file
+    from test_integration_pack import read_animation
+
+    outputs = comfy.run(prompt)
+    path = comfy.output_path(outputs["16"]["images"][0])
+    assert path.stat().st_size > 0
+    latent = load_file(str(comfy.output_path(outputs["99"]["latents"][0])))["latent_tensor"]
+    return np.stack(read_animation(path)), latent
+
+
+@pytest.fixture(scope="module")
+def template_run(comfy, object_info):
+    """The template (fresh additions) run once: (prompt, frames, latent)."""
+    from tiny_models import MAKERS
+    from workflow_format import ui_to_api
+
+    prompt = ui_to_api(json.loads((HERE.parents[1] / "workflows" / f"{TEMPLATE}.json").read_text()), object_info)
+    for node in prompt.values():  # the files it names (as conftest's prepare_workflow, once per module)
+        for kind, widget, folder in (("LoadMotionModel", "model_name", "motion_models"),
+                                     ("UNETLoader", "unet_name", "diffusion_models"),
+                                     ("VAELoader", "vae_name", "vae")):
+            if node["class_type"] == kind:
+                path = comfy.base_dir / "models" / folder / node["inputs"][widget]
+                if not path.exists():
+                    MAKERS[path.name](path)
+    prompt["16"]["inputs"].update(images=["14", 0], lossless=True)
+    del prompt["15"]
+    prompt["99"] = {"class_type": "SaveLatent", "inputs": {"samples": ["13", 0],
+                                                           "filename_prefix": "ImageDynamics/long_animation_test"}}
+    return (prompt, *_run_template(comfy, prompt))
+
+
+def test_the_svd_template_runs_in_the_real_server_and_fresh_additions_change_nothing(comfy, template_run):
     """workflows/long_animation_svd.json in the real server, on the core loaders' smallest SVD (UNETLoader), a
     TAESD VAE and fresh additions (LoadMotionModel): the saved WebP decodes to the frames Long Video Reschedule
     promises (K L - (K - 1) overlap = 3 x 4 - 2 = 10) at the working size; and the same graph without Long
     Animation Motion samples the same long latent, bit for bit (compared as saved latents: the random VAE's
     frames are nearly black, too clipped to tell models apart)."""
     import numpy as np
-    from safetensors.torch import load_file
-    from test_integration_pack import read_animation
 
-    prompt = prepare_workflow("long_animation_svd", load_workflow("long_animation_svd"))
-    reschedule = prompt["13"]["inputs"]
-    segment = prompt["12"]["inputs"]["amount"]
+    prompt, frames, latent = template_run
+    reschedule, segment = prompt["13"]["inputs"], prompt["12"]["inputs"]["amount"]
     expected = reschedule["num_segments"] * segment - (reschedule["num_segments"] - 1) * reschedule["overlap"]
     assert expected == 10
-    prompt["16"]["inputs"].update(images=["14", 0], lossless=True)   # the decoded frames themselves
-    del prompt["15"]
-    prompt["99"] = {"class_type": "SaveLatent", "inputs": {"samples": ["13", 0],
-                                                           "filename_prefix": "ImageDynamics/long_animation_test"}}
-
-    def run(p: dict):
-        outputs = comfy.run(p)
-        path = comfy.output_path(outputs["16"]["images"][0])
-        assert path.stat().st_size > 0
-        latent = load_file(str(comfy.output_path(outputs["99"]["latents"][0])))["latent_tensor"]
-        return np.stack(read_animation(path)), latent
-
-    frames, latent = run(prompt)
     assert frames.shape == (expected, 64, 64, 3), frames.shape
     assert tuple(latent.shape) == (expected, 4, 8, 8) and latent.isfinite().all() and latent.std() > 0.1
     plain = dict(prompt)
     plain["7"] = {**prompt["7"], "inputs": {**prompt["7"]["inputs"], "model": ["4", 0]}}
     del plain["6"]
-    plain_frames, plain_latent = run(plain)
+    plain_frames, plain_latent = _run_template(comfy, plain)
     assert latent.equal(plain_latent) and np.array_equal(frames, plain_frames)
+
+
+def test_the_svd_template_with_non_zero_additions_samples_another_clip(comfy, template_run, motion_model_file):
+    """The same graph with randomised additions (what training changes): Long Animation Motion is on the sampling
+    path and its additions act there (another long latent, still finite, same length)."""
+    from tiny_svd import LONG_ANIMATION_RANDOM_TINY
+
+    prompt, _, latent = template_run
+    motion_model_file(LONG_ANIMATION_RANDOM_TINY)
+    changed = {**prompt, "5": {**prompt["5"], "inputs": {"model_name": LONG_ANIMATION_RANDOM_TINY}}}
+    _, other = _run_template(comfy, changed)
+    assert other.shape == latent.shape and other.isfinite().all()
+    assert (other - latent).abs().max() > 1e-2

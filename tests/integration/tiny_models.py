@@ -34,9 +34,11 @@ from tiny_renderer import make_renderer_tiny  # noqa: E402
 MAKERS["renderer_tiny.safetensors"] = make_renderer_tiny  # the learned-renderer example workflow's renderer
 
 from tiny_svd import (  # noqa: E402
+    LONG_ANIMATION_RANDOM_TINY,
     LONG_ANIMATION_TINY,
     TINY_SVD_UNET,
     TINY_TAESD_VAE,
+    make_long_animation_random_tiny,
     make_long_animation_tiny,
     make_tiny_svd_unet,
     make_tiny_taesd_vae,
@@ -45,3 +47,4 @@ from tiny_svd import (  # noqa: E402
 MAKERS[TINY_SVD_UNET] = make_tiny_svd_unet  # the smallest SVD U-Net the core UNETLoader detects (diffusion_models)
 MAKERS[TINY_TAESD_VAE] = make_tiny_taesd_vae  # a TAESD VAE for the core VAELoader (models/vae)
 MAKERS[LONG_ANIMATION_TINY] = make_long_animation_tiny  # fresh long-animation additions for that SVD
+MAKERS[LONG_ANIMATION_RANDOM_TINY] = make_long_animation_random_tiny  # the same, randomised (not inert; tests)

@@ -191,3 +191,26 @@ def make_long_animation_tiny(path: pathlib.Path) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save(path, LongAnimationModel(tiny_config(tiny_svd_fit())), training={"note": "fresh, untrained (tests)"})
+
+
+LONG_ANIMATION_RANDOM_TINY = "long_animation_svd_random_tiny.safetensors"
+"""The same additions with random (non-zero) video-model weights: what training would change (tests only)."""
+
+
+def make_long_animation_random_tiny(path: pathlib.Path) -> None:
+    """Write :data:`LONG_ANIMATION_RANDOM_TINY`: :func:`make_long_animation_tiny`'s additions with every video-model
+    weight (not T's) drawn at 0.3 / sqrt(fan_in) (biases and 1-D weights 0.05), seeded."""
+    from imagedynamics.models.long_animation.checkpoint import save
+    from imagedynamics.models.long_animation.config import tiny_config
+    from imagedynamics.models.long_animation.model import LongAnimationModel
+
+    torch.manual_seed(0)
+    model = LongAnimationModel(tiny_config(tiny_svd_fit()))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("refiner."):
+                p.copy_(torch.randn(p.shape, generator=g) * (0.3 / p[0].numel() ** 0.5 if p.ndim > 1 else 0.05))
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(path, model, training={"note": "random, untrained (tests)"})
