@@ -714,3 +714,22 @@ def train_phase(accelerator, phase: Phase, work_dir: pathlib.Path, log: CSVLog, 
     if ema is not None:
         ema.copy_to(phase.parameters)
     return accelerator.unwrap_model(model), done_here
+
+
+def train_single_phase(accelerator, phase: Phase, work_dir: pathlib.Path, log: CSVLog, args, *, resume_step: int,
+                       on_state: Callable[[str, int], None] | None = None,
+                       progress: ProgressFn | None = None) -> torch.nn.Module | None:
+    """:func:`train_phase` for a one-phase trainer, with the run options of :func:`add_run_arguments` (``args``).
+
+    Returns the trained model, or None when ``--stop-after`` ended this invocation (the state is saved; the
+    warning says to continue with ``--resume``).
+    """
+    try:
+        model, _ = train_phase(accelerator, phase, work_dir, log, resume_step=resume_step,
+                               save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after,
+                               on_state=on_state, seed=args.seed, progress=progress)
+    except StopRun as stop:
+        if accelerator.is_main_process:
+            logger.warning("%s; continue with --resume", stop)
+        return None
+    return model

@@ -58,7 +58,6 @@ from .common import (
     CSVLog,
     Phase,
     Recipe,
-    StopRun,
     add_run_arguments,
     atomic_write_json,
     parse_size,
@@ -66,7 +65,7 @@ from .common import (
     recipe_from_args,
     seeded_loader,
     split_validation,
-    train_phase,
+    train_single_phase,
     work_dir_of,
 )
 from .long_animation_data import PAPER_FRAMES, ClipSettings, VideoClips, prepare_videos
@@ -285,13 +284,9 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
 
     phase = Phase(PHASE, trainee, trainee.video_parameters(), loader, lambda model, batch: model(batch), args.steps,
                   args.lr, recipe=recipe)
-    try:
-        trained, _ = train_phase(accelerator, phase, work, log, resume_step=int(run["step"]),
-                                 save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after,
-                                 on_state=record, seed=args.seed, progress=progress)
-    except StopRun as stop:
-        if accelerator.is_main_process:
-            logger.warning("%s; continue with --resume", stop)
+    trained = train_single_phase(accelerator, phase, work, log, args, resume_step=int(run["step"]), on_state=record,
+                                 progress=progress)
+    if trained is None:
         trainee.remove()
         return 0
     trainee.remove()

@@ -41,7 +41,6 @@ from .common import (
     CSVLog,
     Phase,
     Recipe,
-    StopRun,
     add_run_arguments,
     atomic_write_json,
     parse_size,
@@ -49,7 +48,7 @@ from .common import (
     recipe_from_args,
     seeded_loader,
     split_validation,
-    train_phase,
+    train_single_phase,
     work_dir_of,
 )
 from .long_animation_data import PAPER_FRAMES, PAPER_THRESHOLD, ClipSettings, RefinerPairs, prepare_videos
@@ -323,13 +322,9 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
                                                   threshold=args.threshold))
     phase = Phase(PHASE, model, list(model.parameters()), loader, loss, args.steps, args.lr, recipe=recipe,
                   validate=validate, validation_fps=1.0)
-    try:
-        model, _ = train_phase(accelerator, phase, work, log, resume_step=int(run["step"]),
-                               save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after,
-                               on_state=record, seed=args.seed, progress=progress)
-    except StopRun as stop:
-        if accelerator.is_main_process:
-            logger.warning("%s; continue with --resume", stop)
+    model = train_single_phase(accelerator, phase, work, log, args, resume_step=int(run["step"]), on_state=record,
+                               progress=progress)
+    if model is None:
         return 0
     if accelerator.is_main_process:
         out.parent.mkdir(parents=True, exist_ok=True)

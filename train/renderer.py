@@ -69,7 +69,6 @@ from .common import (
     CSVLog,
     Phase,
     Recipe,
-    StopRun,
     add_run_arguments,
     atomic_write_json,
     list_videos,
@@ -77,7 +76,7 @@ from .common import (
     recipe_from_args,
     seeded_loader,
     split_validation,
-    train_phase,
+    train_single_phase,
     work_dir_of,
 )
 from .validation import side_by_side
@@ -550,13 +549,9 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         validate = RendererValidation(prepare_video(validation_video, cache, settings), loss)
     phase = Phase(PHASE, model, list(model.parameters()), loader, loss, args.steps, args.lr, recipe=recipe,
                   validate=validate)
-    try:
-        model, _ = train_phase(accelerator, phase, work, log, resume_step=int(run["step"]),
-                               save_every=args.save_every, log_every=args.log_every, stop_after=args.stop_after,
-                               on_state=record, seed=args.seed, progress=progress)
-    except StopRun as stop:
-        if accelerator.is_main_process:
-            logger.warning("%s; continue with --resume", stop)
+    model = train_single_phase(accelerator, phase, work, log, args, resume_step=int(run["step"]), on_state=record,
+                               progress=progress)
+    if model is None:
         return 0
     if accelerator.is_main_process:
         out.parent.mkdir(parents=True, exist_ok=True)
