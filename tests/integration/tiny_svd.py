@@ -1,16 +1,17 @@
-"""A tiny Stable Video Diffusion built from ComfyUI's own classes (``comfy.model_base.SVD_img2vid``, its
-``VideoUNet``: ``UNetModel`` with temporal ResBlocks and ``SpatialVideoTransformer``), random weights, in-process.
+"""Tiny Stable Video Diffusion models, random weights: one built in-process from ComfyUI's own classes, and the
+files of the example workflow ``workflows/long_animation_svd.json``.
 
-ComfyUI recognises an SVD file only at the released shape (``comfy/supported_models.py``: ``model_channels``
-320, ``transformer_depth`` [1, 1, 1, 1, 1, 1, 0, 0], 1024-wide CLIP-vision context: about 1.5 G parameters with
-SVD's channel multipliers, still about 160 M with ``channel_mult`` [1, 1, 1, 1]), so a tiny SVD cannot be a file
-that the core loaders (ImageOnlyCheckpointLoader, UNETLoader) accept; it is built here from a subclass of the
-core's ``supported_models.SVD_img2vid`` with tiny widths (32 and 64 channels, heads of 16, two levels, one
+ComfyUI recognises an SVD file only by the matched keys of the released shape (``comfy/supported_models.py``:
+``model_channels`` 320, ``transformer_depth`` [1, 1, 1, 1, 1, 1, 0, 0], 1024-wide CLIP-vision context: about
+1.5 G parameters with SVD's channel multipliers); the smallest file the core loaders (UNETLoader,
+ImageOnlyCheckpointLoader) accept is still 114 M parameters (:data:`TINY_SVD_UNET`, written without ComfyUI by
+:func:`make_tiny_svd_unet` for the template). The in-process tests use a smaller one, :func:`tiny_svd`: a subclass
+of the core's ``supported_models.SVD_img2vid`` with tiny widths (32 and 64 channels, heads of 16, two levels, one
 ResBlock per level, the temporal layers exactly as SVD's: ``extra_ff_mix_layer``, ``use_spatial_context``,
-``learned_with_images`` merging, [3, 1, 1] temporal kernels, temporal cross-attention) and wrapped in a core
+``learned_with_images`` merging, [3, 1, 1] temporal kernels, temporal cross-attention) wrapped in a core
 ``ModelPatcher``: the same MODEL object the loaders return for a real SVD.
 
-Needs ComfyUI on ``sys.path`` (the in-process scripts put it there).
+:func:`tiny_svd` needs ComfyUI on ``sys.path`` (the in-process scripts put it there); the file makers do not.
 """
 from __future__ import annotations
 
