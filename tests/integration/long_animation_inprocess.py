@@ -18,38 +18,11 @@ What it measures:
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
-import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOST = ROOT / ".host" / "ComfyUI"
+from inprocess import ModelHolder, setup_host
+
 FRAMES, SIZE, STEPS, CFG = 4, 8, 2, 2.5
 NODE = "LongAnimationMotion"
-
-
-def _setup():
-    sys.path.insert(0, str(HOST))
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    from comfy.cli_args import args
-
-    args.cpu = True
-    if "imagedynamics" not in sys.modules:
-        package = types.ModuleType("imagedynamics")
-        package.__path__ = [str(ROOT)]
-        sys.modules["imagedynamics"] = package
-
-
-class _Holder:
-    """The :class:`~nodes.motion.load_model.MotionModel` fields the patch uses (``model``, ``patcher``)."""
-
-    def __init__(self, additions):
-        import comfy.model_management
-        import comfy.model_patcher
-
-        device = comfy.model_management.get_torch_device()
-        self.model = additions
-        self.patcher = comfy.model_patcher.ModelPatcher(additions, load_device=device, offload_device=device)
 
 
 def _conditioning(context: int, latent):
@@ -90,7 +63,7 @@ def _tiny_sd15():
 
 
 def main() -> dict:
-    _setup()
+    setup_host()
     import comfy.model_management
     import comfy.sample
     import torch
@@ -104,7 +77,7 @@ def main() -> dict:
     torch.manual_seed(0)
     model = tiny_svd()
     torch.manual_seed(1)
-    holder = _Holder(LongAnimationModel(tiny_config()).eval())
+    holder = ModelHolder(LongAnimationModel(tiny_config()).eval())
     flows = torch.zeros(1, 2, 8 * SIZE, 8 * SIZE)
     flows[:, 0, 16:48, 16:48] = 3.0                                   # a square moving right, 3 px / frame
     noise = torch.randn(FRAMES, 4, SIZE, SIZE)
@@ -149,10 +122,10 @@ def main() -> dict:
     errors = {}
     for name, call in {
         "sd15": lambda: patch_svd(_tiny_sd15(), holder, flows, 3.0, NODE),
-        "other_size": lambda: patch_svd(model, _Holder(LongAnimationModel(tiny_config(
+        "other_size": lambda: patch_svd(model, ModelHolder(LongAnimationModel(tiny_config(
             SVDFit(block_channels=(32,) * 7, block_levels=(0, 1, 1, 1, 1, 0, 0), head_channels=16, model_channels=32,
                    time_embed_dim=128)))), flows, 3.0, NODE),
-        "paper_size": lambda: patch_svd(model, _Holder(_meta(LongAnimationConfig)), flows, 3.0, NODE),
+        "paper_size": lambda: patch_svd(model, ModelHolder(_meta(LongAnimationConfig)), flows, 3.0, NODE),
         "twice": lambda: patch_svd(patch_svd(model, holder, flows, 3.0, NODE), holder, flows, 3.0, NODE),
     }.items():
         try:

@@ -20,28 +20,12 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import sys
 import tempfile
-import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOST = ROOT / ".host" / "ComfyUI"
+from inprocess import setup_host
+
 ARGS = ["--preset", "tiny", "--size", "48x48", "--num-frames", "5", "--max-frames-per-video", "10", "--batch", "2",
         "--log-every", "1", "--lr", "1e-3", "--field", "mean"]
-
-
-def _setup():
-    sys.path.insert(0, str(HOST))
-    here = pathlib.Path(__file__).resolve().parent
-    sys.path.insert(0, str(here))
-    sys.path.insert(0, str(here.parent))
-    from comfy.cli_args import args
-
-    args.cpu = True
-    if "imagedynamics" not in sys.modules:
-        package = types.ModuleType("imagedynamics")
-        package.__path__ = [str(ROOT)]
-        sys.modules["imagedynamics"] = package
 
 
 def backbone(model):
@@ -71,10 +55,10 @@ def backbone(model):
 
 
 def main() -> dict:
-    _setup()
+    setup_host()
     import comfy.sample
     import torch
-    from long_animation_inprocess import _Holder
+    from inprocess import ModelHolder
     from media import write_translation_video
     from tiny_svd import CONTEXT, tiny_svd
 
@@ -149,7 +133,7 @@ def main() -> dict:
                                    disable_pbar=True, seed=0).float()
 
     bare = sample(model)
-    patched = sample(patch_svd(model, _Holder(loaded), flows, 1.5, "LongAnimationMotion"))
+    patched = sample(patch_svd(model, ModelHolder(loaded), flows, 1.5, "LongAnimationMotion"))
     return {"losses": losses, "resumed_equal": bool(resumed_equal), "loaded_family": family,
             "changed": changed, "refiner_unchanged": bool(refiner_unchanged), "unet_restored": bool(unet_restored),
             "loads_on_svd": (patched - bare).abs().max().item(), "refiner_kept": bool(refiner_kept)}

@@ -17,23 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import pathlib
 import sys
-import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOST = ROOT / ".host" / "ComfyUI"
-
-
-def _setup():
-    sys.path.insert(0, str(HOST))
-    from comfy.cli_args import args
-
-    args.cpu = True
-    if "imagedynamics" not in sys.modules:
-        package = types.ModuleType("imagedynamics")
-        package.__path__ = [str(ROOT)]
-        sys.modules["imagedynamics"] = package
+from inprocess import HOST, setup_host
 
 
 def tiny_image_model():
@@ -107,7 +93,7 @@ def conds():
 
 
 def main(cosmos_file: str) -> dict:
-    _setup()
+    setup_host()
     import comfy.model_management
     import comfy.sd
     import torch

@@ -15,26 +15,12 @@ import dataclasses
 import json
 import pathlib
 import sys
-import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOST = ROOT / ".host" / "ComfyUI"
-
-
-def _setup():
-    sys.path.insert(0, str(HOST))
-    sys.path.insert(0, str(ROOT / "tests"))
-    from comfy.cli_args import args
-
-    args.cpu = True
-    if "imagedynamics" not in sys.modules:
-        package = types.ModuleType("imagedynamics")
-        package.__path__ = [str(ROOT)]
-        sys.modules["imagedynamics"] = package
+from inprocess import setup_host
 
 
 def main(folder: pathlib.Path) -> dict:
-    _setup()
+    setup_host()
     import comfy.clip_vision
     import comfy.sd
     import comfy.sd1_clip

@@ -25,37 +25,10 @@ stage-2 motion modules, and the same weights in the library's pure-PyTorch stage
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
-import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOST = ROOT / ".host" / "ComfyUI"
+from inprocess import ModelHolder, setup_host
+
 FRAMES, SIZE, STEPS, CFG = 4, 8, 3, 5.0
-
-
-def _setup():
-    sys.path.insert(0, str(HOST))
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    from comfy.cli_args import args
-
-    args.cpu = True
-    if "imagedynamics" not in sys.modules:
-        package = types.ModuleType("imagedynamics")
-        package.__path__ = [str(ROOT)]
-        sys.modules["imagedynamics"] = package
-
-
-class _Holder:
-    """The stage-2 :class:`MotionModel` fields the patch uses (``model``, ``patcher``)."""
-
-    def __init__(self, modules):
-        import comfy.model_management
-        import comfy.model_patcher
-
-        device = comfy.model_management.get_torch_device()
-        self.model = modules
-        self.patcher = comfy.model_patcher.ModelPatcher(modules, load_device=device, offload_device=device)
 
 
 def models():
@@ -92,11 +65,11 @@ def models():
         raise RuntimeError(f"unmapped library keys: {sorted(spatial - set(state))[:5]}")
     library.load_state_dict(state, strict=False)
     modules.load_into_unet(library)
-    return model, _Holder(modules), library
+    return model, ModelHolder(modules), library
 
 
 def main() -> dict:
-    _setup()
+    setup_host()
     import comfy.patcher_extension
     import comfy.sample
     import torch
