@@ -150,6 +150,16 @@ class LoopGuidance:
         if self.num_frames is not None and int(self.num_frames) < 3:
             raise ValueError(f"num_frames must be >= 3, got {self.num_frames}")
 
+    @staticmethod
+    def guidance_scale(loop_guidance: LoopGuidance | None, scale: float, name: str) -> float:
+        """The classifier-free guidance scale a sampler uses: ``loop_guidance.cfg_w`` when it sets one, else
+        ``scale``; ``name`` is the sampler's argument, for the error when the result is negative."""
+        if loop_guidance is not None and loop_guidance.cfg_w is not None:
+            scale = float(loop_guidance.cfg_w)
+        if scale < 0:
+            raise ValueError(f"{name} must be >= 0, got {scale}")
+        return scale
+
     def with_default_weight(self, default: float) -> LoopGuidance:
         """This guidance with ``weight`` = ``default`` when it is None (the family's default), else itself."""
         return self if self.weight is not None else replace(self, weight=float(default))

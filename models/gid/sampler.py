@@ -161,10 +161,7 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
         raise ValueError(f"image must be [1, 3, H, W], got {tuple(image.shape)}")
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    if loop_guidance is not None and loop_guidance.cfg_w is not None:
-        guidance_scale = float(loop_guidance.cfg_w)
-    if guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    guidance_scale = LoopGuidance.guidance_scale(loop_guidance, guidance_scale, "guidance_scale")
     cfg = model.config
     device = model.device
     k = cfg.num_frequencies

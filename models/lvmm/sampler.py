@@ -168,10 +168,7 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
         raise ValueError(f"num_latent_frames must be >= 1, got {k}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if loop_guidance is not None and loop_guidance.cfg_w is not None:
-        cfg = float(loop_guidance.cfg_w)
-    if cfg < 0:
-        raise ValueError(f"cfg must be >= 0, got {cfg}")
+    cfg = LoopGuidance.guidance_scale(loop_guidance, cfg, "cfg")
     if loop_guidance is not None and long_video is not None:
         raise ValueError("loop guidance and long-video phased inference cannot be combined")
     device = model.device
