@@ -1,6 +1,8 @@
 # The two commands a newcomer runs: `make demo` and `make test`. Both set up what is missing first.
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# worker processes for the suite (pytest-xdist; 0 = one process). Each test file runs whole in one worker.
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-browser demo test lint unit integration bench workflows clean
 
@@ -17,7 +19,7 @@ lint: setup
 	$(PY) -m ruff check .
 
 test: setup-browser lint
-	$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider --ignore=tests/integration $(PYTEST_ARGS)

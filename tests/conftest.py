@@ -6,6 +6,7 @@ only. The tests import it as the package ``imagedynamics`` without running its t
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import types
@@ -14,6 +15,12 @@ import pytest
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs 2 workers on the 2-core machine: one intra-op thread each, and for what they start (the
+    # ComfyUI server, in-process scripts, accelerate), so that 4+ threads do not fight over 2 cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 if "imagedynamics" not in sys.modules:
     package = types.ModuleType("imagedynamics")
@@ -36,8 +43,6 @@ def one_thread():
 def trainer_cache(tmp_path_factory):
     """The trainers' default work folders (``train.common.default_work_dir``: the user's cache) go to a temporary
     folder, so that tests which train without ``--work-dir`` leave nothing in ~/.cache."""
-    import os
-
     previous = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
     yield
