@@ -174,6 +174,26 @@ class ComfyHost:
             delay = min(delay * 1.5, 0.5)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
 
+    def interrupt_running(self, after: float, start_timeout: float = 60.0, ignored_after: float = 10.0) -> float:
+        """Wait until the queued prompt runs, let it run ``after`` seconds, POST /interrupt, and return the seconds
+        until the queue was free (TimeoutError if it never started or ignored the interrupt; RuntimeError if it
+        finished before it could be interrupted)."""
+        deadline = time.monotonic() + start_timeout
+        while not self.get("/queue")["queue_running"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the prompt never started within {start_timeout:.0f} s")
+            time.sleep(0.05)
+        time.sleep(after)
+        if not self.get("/queue")["queue_running"]:
+            raise RuntimeError(f"the prompt finished within {after} s, before it could be interrupted")
+        asked = time.monotonic()
+        self.post("/interrupt", {})
+        while self.get("/queue")["queue_running"]:
+            if time.monotonic() - asked > ignored_after:
+                raise TimeoutError(f"the interrupt was ignored for {ignored_after:.0f} s")
+            time.sleep(0.02)
+        return time.monotonic() - asked
+
     def run(self, prompt: dict, timeout: float = 600.0) -> dict:
         """Submit, wait, and return ``{node_id: outputs}`` of a successful prompt."""
         return self.wait(self.submit(prompt), timeout)["outputs"]

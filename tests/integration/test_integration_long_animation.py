@@ -18,14 +18,18 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def inprocess():
+def _run_script(name: str) -> dict:
+    """Run ``tests/integration/<name>`` in a subprocess (one thread) and return the JSON of its RESULT line."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(HERE / "long_animation_inprocess.py")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(HERE / name)], env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def inprocess():
+    return _run_script("long_animation_inprocess.py")
 
 
 def test_fresh_additions_leave_the_svd_output_bit_identical(inprocess):
@@ -78,12 +82,7 @@ def test_the_nodes_bad_inputs_are_named(inprocess):
 @pytest.fixture(scope="module")
 def trained():
     """train/long_animation.py on the tiny SVD, with synthetic pans (long_animation_train_inprocess.py)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(HERE / "long_animation_train_inprocess.py")], env=env,
-                          capture_output=True, text=True, timeout=600)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return _run_script("long_animation_train_inprocess.py")
 
 
 def test_the_trainer_trains_the_additions_on_the_frozen_svd_and_resumes_exactly(trained):
