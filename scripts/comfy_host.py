@@ -39,6 +39,17 @@ class PromptFailed(RuntimeError):
         self.details = details
 
 
+def _stop_with_parent() -> None:
+    """In the server's process before it starts: on Linux, SIGTERM it when the process that started it dies, so a
+    killed test run or demo does not leave a server behind (its own session keeps it from the terminal's signals)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -82,7 +93,7 @@ class ComfyHost:
         command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                    "--base-directory", str(base), "--disable-auto-launch", *extra_args]
         process = subprocess.Popen(command, cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_stop_with_parent)
         host = cls(process=process, port=port, base_dir=base, log_path=log_path, owns_base_dir=owns)
         host._wait_ready(timeout)
         return host
