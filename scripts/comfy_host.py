@@ -84,6 +84,8 @@ class ComfyHost:
         for sub in ("custom_nodes", "input", "output", "temp", "user", "models/motion_models"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         link = base / "custom_nodes" / PACK_LINK_NAME
+        if link.is_symlink() and link.resolve() != ROOT.resolve():
+            link.unlink()  # a base folder reused by another checkout of the pack (make demo's .host/demo-base)
         if not link.exists():
             link.symlink_to(ROOT, target_is_directory=True)
         port = free_port()
