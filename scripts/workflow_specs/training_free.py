@@ -27,11 +27,12 @@ def picture(node_id: int = 1) -> Node:
     return Node(node_id, "LoadImage", {"image": EXAMPLE_PICTURE}, size=PICTURE_SIZE)
 
 
-def save(node_id: int, render: int, name: str, fps: float | None = None, lossless: bool = False) -> Node:
+def save(node_id: int, render: int, name: str, fps: float | None = None, lossless: bool = True) -> Node:
     """An animated WebP of ``render``'s frames, at the frame rate the renderer passes on (or ``fps`` when given).
 
-    ``lossless``: lossy WebP (quality 90) re-encodes a key frame every few frames, and a small, slow motion then
-    pops at each one (measured on the cinemagraph: steps 4x the typical step); lossless keeps the loop's steps."""
+    ``lossless`` (every example's default): lossy WebP (quality 90) re-encodes a key frame every few frames, and a
+    small, slow motion then pops at each one (measured on the cinemagraph: steps 4x the typical step), and still
+    pixels change; lossless keeps the loop's steps and the still pixels exact."""
     links = {"images": (render, 0)} if fps is not None else {"images": (render, 0), "fps": (render, 1)}
     return Node(node_id, "SaveAnimatedWEBP", {"filename_prefix": f"ImageDynamics/{name}", "fps": fps or 24.0,
                                               "lossless": lossless, "quality": 90, "method": "default"},
@@ -51,7 +52,7 @@ Save node; **Preview Motion** shows the field as colours (hue = direction, satur
              {"image": (1, 0), "mask": (1, 1)}, size=EDITOR_SIZE),
         Node(3, "EulerianMotion", {"num_frames": 48, "fps": 24.0, "loop": "seamless loop"}, {"flow": (2, 0)}),
         Node(4, "SoftmaxSplatRender", {}, {"image": (1, 0), "motion": (3, 0)}),
-        save(5, 4, "cinemagraph", lossless=True),
+        save(5, 4, "cinemagraph"),
         Node(6, "PreviewMotion", {"opacity": 0.6}, {"image": (1, 0), "flow": (2, 0), "tracks": (2, 2), "mask": (1, 1)}),
         Node(7, "PreviewImage", {}, {"images": (6, 0)}, size=PICTURE_SIZE),
     ])
