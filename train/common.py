@@ -325,6 +325,13 @@ def seeded_loader(dataset, batch_size: int, args, step: int = 0) -> ResumableLoa
     return ResumableLoader(dataset, batch_size, seed=args.seed, num_workers=args.num_workers)
 
 
+def seed_initialisation(seed: int) -> None:
+    """Seed torch's and Python's generators before a model is built, so a run's initial weights follow ``--seed``
+    (the data order has its own generator in :class:`ResumableLoader`)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+
+
 def cycle(loader) -> Iterator:
     """Iterate over a data loader forever (re-shuffling each epoch when it shuffles)."""
     epoch = 0

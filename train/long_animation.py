@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,6 +62,7 @@ from .common import (
     parse_size,
     read_json,
     recipe_from_args,
+    seed_initialisation,
     seeded_loader,
     split_validation,
     train_single_phase,
@@ -269,8 +269,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
         print(f"{len(dataset)} training clips of {dataset.num_frames} frames from {len(files)} video(s) at "
               f"{settings.width}x{settings.height}")
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
+    seed_initialisation(args.seed)
     additions = LongAnimationModel(config)
     if refiner is not None:
         additions.refiner.load_state_dict(refiner.state_dict())

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
-import random
 
 import torch
 
@@ -46,6 +45,7 @@ from .common import (
     parse_size,
     read_json,
     recipe_from_args,
+    seed_initialisation,
     seeded_loader,
     split_validation,
     train_single_phase,
@@ -305,8 +305,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         print(f"{len(dataset)} training pairs from {len(files)} video(s) at {settings.width}x{settings.height}")
 
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
+    seed_initialisation(args.seed)
     model = FlowRefiner(config)
     loss = RefinerLoss(config.flow_scale)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)

@@ -51,7 +51,6 @@ import json
 import logging
 import os
 import pathlib
-import random
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +73,7 @@ from .common import (
     list_videos,
     read_json,
     recipe_from_args,
+    seed_initialisation,
     seeded_loader,
     split_validation,
     train_single_phase,
@@ -525,8 +525,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         print(f"{len(dataset)} training pairs from {len(videos)} video(s), crops {dataset.crop[1]}x{dataset.crop[0]}")
 
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
+    seed_initialisation(args.seed)
     model = ImageRenderer(config)
     if args.encoder_weights:
         model.load_encoder_weights(args.encoder_weights)
