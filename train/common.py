@@ -325,13 +325,6 @@ def seeded_loader(dataset, batch_size: int, args, step: int = 0) -> ResumableLoa
     return ResumableLoader(dataset, batch_size, seed=args.seed, num_workers=args.num_workers)
 
 
-def seed_initialisation(seed: int) -> None:
-    """Seed torch's and Python's generators before a model is built, so a run's initial weights follow ``--seed``
-    (the data order has its own generator in :class:`ResumableLoader`)."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-
-
 def cycle(loader) -> Iterator:
     """Iterate over a data loader forever (re-shuffling each epoch when it shuffles)."""
     epoch = 0
@@ -721,6 +714,36 @@ def train_phase(accelerator, phase: Phase, work_dir: pathlib.Path, log: CSVLog, 
     if ema is not None:
         ema.copy_to(phase.parameters)
     return accelerator.unwrap_model(model), done_here
+
+
+def open_single_phase_run(accelerator, work_dir: pathlib.Path, phase: str, config: dict, resume: bool,
+                          other_config: str, use: str) -> tuple[dict, Callable[[str, int], None]]:
+    """The saved run of a one-phase trainer (``<work>/state.json``: phase, step, config) and its ``on_state``.
+
+    With ``resume`` the saved run is continued (a run made with another ``config`` is refused: "the run was made
+    with ``other_config``; use ``use`` or another --work-dir"); otherwise, or when nothing is saved, a new run
+    starts at step 0 and the old phase state and log are removed.
+    """
+    run_path = work_dir / "state.json"
+    run = read_json(run_path) if resume else None
+    if resume and run is None:
+        logger.warning("--resume: no saved run in %s; starting from the beginning", work_dir)
+    if run is not None and run.get("config") != config:
+        raise ValueError(f"--resume: the run in {work_dir} was made with {other_config}; use {use} or another "
+                         "--work-dir")
+    if run is None:
+        run = {"phase": phase, "step": 0, "config": config}
+        if accelerator.is_main_process:
+            atomic_write_json(run_path, run)
+            phase_state_path(work_dir, phase).unlink(missing_ok=True)
+            (work_dir / "log.csv").unlink(missing_ok=True)
+        accelerator.wait_for_everyone()
+
+    def record(name: str, step: int) -> None:
+        if accelerator.is_main_process:
+            atomic_write_json(run_path, {"phase": name, "step": int(step), "config": config})
+
+    return run, record
 
 
 def train_single_phase(accelerator, phase: Phase, work_dir: pathlib.Path, log: CSVLog, args, *, resume_step: int,

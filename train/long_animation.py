@@ -58,11 +58,10 @@ from .common import (
     Phase,
     Recipe,
     add_run_arguments,
-    atomic_write_json,
+    open_single_phase_run,
     parse_size,
-    read_json,
     recipe_from_args,
-    seed_initialisation,
+    seed_everything,
     seeded_loader,
     split_validation,
     train_single_phase,
@@ -245,20 +244,8 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
         refiner = load_refiner(source)
         config = config.replace(refiner=refiner.config)
 
-    run_path = work / "state.json"
-    run = read_json(run_path) if args.resume else None
-    if args.resume and run is None:
-        logger.warning("--resume: no saved run in %s; starting from the beginning", work)
-    if run is not None and run.get("config") != config.to_dict():
-        raise ValueError(f"--resume: the run in {work} was made with other additions; use the same --preset and SVD "
-                         "or another --work-dir")
-    if run is None:
-        run = {"phase": PHASE, "step": 0, "config": config.to_dict()}
-        if accelerator.is_main_process:
-            atomic_write_json(run_path, run)
-            (work / "state" / f"{PHASE}.pt").unlink(missing_ok=True)
-            (work / "log.csv").unlink(missing_ok=True)
-        accelerator.wait_for_everyone()
+    run, record = open_single_phase_run(accelerator, work, PHASE, config.to_dict(), args.resume, "other additions",
+                                        "the same --preset and SVD")
 
     videos, _, _ = split_validation(videos, args, recipe)
     if not videos:
@@ -269,17 +256,13 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
         print(f"{len(dataset)} training clips of {dataset.num_frames} frames from {len(files)} video(s) at "
               f"{settings.width}x{settings.height}")
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
-    seed_initialisation(args.seed)
+    seed_everything(args.seed)
     additions = LongAnimationModel(config)
     if refiner is not None:
         additions.refiner.load_state_dict(refiner.state_dict())
     additions = additions.to(accelerator.device)
     trainee = VideoModelTrainee(additions, backbone, args.field)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
-
-    def record(name: str, step: int) -> None:
-        if accelerator.is_main_process:
-            atomic_write_json(run_path, {"phase": name, "step": int(step), "config": config.to_dict()})
 
     phase = Phase(PHASE, trainee, trainee.video_parameters(), loader, lambda model, batch: model(batch), args.steps,
                   args.lr, recipe=recipe)

@@ -41,11 +41,10 @@ from .common import (
     Phase,
     Recipe,
     add_run_arguments,
-    atomic_write_json,
+    open_single_phase_run,
     parse_size,
-    read_json,
     recipe_from_args,
-    seed_initialisation,
+    seed_everything,
     seeded_loader,
     split_validation,
     train_single_phase,
@@ -278,21 +277,8 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     work.mkdir(parents=True, exist_ok=True)
     videos = resolve_videos(args.videos)
 
-    run_path = work / "state.json"
-    run = read_json(run_path) if args.resume else None
-    if args.resume and run is None:
-        logger.warning("--resume: no saved run in %s; starting from the beginning", work)
-    if run is not None:
-        if run.get("config") != config.to_dict(version=True):
-            raise ValueError(f"--resume: the run in {work} was made with another refiner config; use the same "
-                             "--preset or another --work-dir")
-    else:
-        run = {"phase": PHASE, "step": 0, "config": config.to_dict(version=True)}
-        if accelerator.is_main_process:
-            atomic_write_json(run_path, run)
-            (work / "state" / f"{PHASE}.pt").unlink(missing_ok=True)
-            (work / "log.csv").unlink(missing_ok=True)
-        accelerator.wait_for_everyone()
+    run, record = open_single_phase_run(accelerator, work, PHASE, config.to_dict(version=True), args.resume,
+                                        "another refiner config", "the same --preset")
 
     cache = work / "data"
     videos, validation_video, _ = split_validation(videos, args, recipe)
@@ -305,14 +291,10 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         print(f"{len(dataset)} training pairs from {len(files)} video(s) at {settings.width}x{settings.height}")
 
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
-    seed_initialisation(args.seed)
+    seed_everything(args.seed)
     model = FlowRefiner(config)
     loss = RefinerLoss(config.flow_scale)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
-
-    def record(name: str, step: int) -> None:
-        if accelerator.is_main_process:
-            atomic_write_json(run_path, {"phase": name, "step": int(step), "config": config.to_dict(version=True)})
 
     validate = None
     if validation_video is not None:

@@ -69,11 +69,10 @@ from .common import (
     Phase,
     Recipe,
     add_run_arguments,
-    atomic_write_json,
     list_videos,
-    read_json,
+    open_single_phase_run,
     recipe_from_args,
-    seed_initialisation,
+    seed_everything,
     seeded_loader,
     split_validation,
     train_single_phase,
@@ -492,21 +491,8 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     if args.encoder_weights and config.encoder != "resnet34":
         raise ValueError("--encoder-weights needs the resnet34 encoder (--preset resnet34 or --encoder resnet34)")
 
-    run_path = work / "state.json"
-    run = read_json(run_path) if args.resume else None
-    if args.resume and run is None:
-        logger.warning("--resume: no saved run in %s; starting from the beginning", work)
-    if run is not None:
-        if run.get("config") != config.to_dict():
-            raise ValueError(f"--resume: the run in {work} was made with another renderer config; use the same "
-                             "--preset/--metric-scale or another --work-dir")
-    else:
-        run = {"phase": PHASE, "step": 0, "config": config.to_dict()}
-        if accelerator.is_main_process:
-            atomic_write_json(run_path, run)
-            (work / "state" / f"{PHASE}.pt").unlink(missing_ok=True)
-            (work / "log.csv").unlink(missing_ok=True)
-        accelerator.wait_for_everyone()
+    run, record = open_single_phase_run(accelerator, work, PHASE, config.to_dict(), args.resume,
+                                        "another renderer config", "the same --preset/--metric-scale")
 
     # data: every process prepares its share of the videos, then all read every cache file
     settings = _data_settings(args)
@@ -525,7 +511,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
         print(f"{len(dataset)} training pairs from {len(videos)} video(s), crops {dataset.crop[1]}x{dataset.crop[0]}")
 
     loader = seeded_loader(dataset, args.batch, args, int(run["step"]))
-    seed_initialisation(args.seed)
+    seed_everything(args.seed)
     model = ImageRenderer(config)
     if args.encoder_weights:
         model.load_encoder_weights(args.encoder_weights)
@@ -538,10 +524,6 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None) -> i
     loss = RendererLoss(args.metric, args.metric_scale, args.intention_dropout, args.ssim_weight, args.grad_weight,
                         args.hole_weight, config.hole_threshold, perceptual, args.perceptual_weight)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
-
-    def record(name: str, step: int) -> None:
-        if accelerator.is_main_process:
-            atomic_write_json(run_path, {"phase": name, "step": int(step), "config": config.to_dict()})
 
     validate = None
     if validation_video is not None:
