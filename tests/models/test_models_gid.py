@@ -387,7 +387,9 @@ def test_guided_noise_descends_the_loop_loss():
 @pytest.fixture(scope="module")
 def oscillation_prior():
     """A tiny GID prior (32 x 20, T = 16, K = 4) trained here for a few seconds on synthetic sway
-    (``tests/loop_priors.py``): sinusoids of 0.4-2.6 cycles per T frames, anchored at frame 0."""
+    (``tests/loop_priors.py``): sinusoids of 1, 2 or 3 cycles per T frames, anchored at frame 0, both training
+    stages. Every sway loops at T; only the 2-cycle ones (a third) loop at T / 2: the prior has to contain the
+    loops guidance is asked to select (as GID's data of oscillatory natural motion does)."""
     model, picture_, spectra, (first, last) = loop_priors.train_oscillation_gid()
     assert last < 0.5 * first  # it did learn something
     return model, picture_, spectra
@@ -414,14 +416,16 @@ def test_a_loop_over_the_period_is_seamless_without_a_hold(oscillation_prior):
 
 
 def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prior):
-    """A loop of T / 2 = 8 frames from the same prior (most of its sways are not periodic in 8 frames): the
-    family's default u against no guidance, same three seeds, 10 DDIM steps, w = 0 (only the guidance differs).
+    """A loop of T / 2 = 8 frames from the same prior (two thirds of its sways do not repeat in 8 frames): the
+    family's default u against no guidance, same three seeds, 10 DDIM steps with GID's 2 passes each, w = 0
+    (only the guidance differs); measured on the motion and on rendered frames.
 
-    Measured on the motion and on rendered frames: the seam gap (position of frame L against frame 0, velocity
-    out of frame L against out of frame 0) falls, the wrap step stays an ordinary step (no hold: the old target
-    gave 0.1-0.3x the mean step) and most of the motion is kept. The tiny prior cannot close these loops fully
-    (a loop of 8 frames needs sway at exactly 2 cycles per T, which it rarely samples): figures in
-    bench/RESULTS.md ("Loop guidance on the tiny priors")."""
+    Issue 17's seam targets hold here: the gap (frame L against frame 0, velocity out of frame L against out of
+    frame 0) is far more than 5x smaller than unguided (about 200x measured) and the wrap step is an ordinary
+    step (no hold: the old target gave 0.1-0.3x). The amplitude target (>= 0.8 of unguided) needs more
+    denoising passes than a test can afford: at 10 x 2 guidance picks the loop-compatible 2-cycle sway for
+    some seeds and shrinks the others (about 0.55-0.65 kept); at 20 steps x 4 passes 0.8-0.9 is kept
+    (bench/RESULTS.md "Loop guidance on the tiny priors"), so this asserts what 10 x 2 shows."""
     model, image, _ = oscillation_prior
     T = model.config.num_frames
     length = T // 2
@@ -437,5 +441,5 @@ def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prio
             return sum(run[where][key] for run in runs) / len(runs)
 
         assert 0.5 <= mean(looped, "wrap_ratio") <= 1.5, looped
-        assert mean(looped, "gap") * 2 <= mean(plain, "gap"), (plain, looped)
+        assert mean(looped, "gap") * 5 <= mean(plain, "gap"), (plain, looped)
         assert mean(looped, "amplitude") >= 0.5 * mean(plain, "amplitude"), (plain, looped)
