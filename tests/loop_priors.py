@@ -186,3 +186,50 @@ def render(picture: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
     metric = motion_magnitude_metric(displacement.float())
     frames, _ = render_frames(picture.float(), displacement.float(), metric)
     return frames
+
+
+# ============================================================================================ LVMM
+
+
+def write_sway_clips(folder, pictures=("astronaut", "chelsea", "coffee"), periods=(6, 10), frames: int = 40,
+                     size: int = 64, seed: int = 0) -> list:
+    """Write oscillating clips for a tiny LVMM loop prior: each scikit-image picture (resized to size x size)
+    backward-warped by a smooth sway, flow_t(p) = A(p) sin(2 pi t / P + phi) (A a smooth random field, ~2.5 px
+    std; phi random per axis), once per period P in ``periods`` video frames. Lossless FFV1 .avi files in
+    ``folder``; returns their paths.
+
+    Why: the LVMM trainer keeps every 2nd frame (the tiny preset's ``frame_stride``) and trains on trajectories
+    of K + 1 = 5 kept frames; a period of 6 video frames is 3 kept frames, so those trajectories loop at L = 3
+    (the loop the LVMM test asks for) and the 10-frame ones do not: the same picture with a loop-compatible and
+    an incompatible mode, as for the GID prior. (bench/RESULTS.md: with a few hundred denoiser steps the tiny
+    LVMM does not learn this mixture well enough for guidance to select it.)
+    """
+    import pathlib
+
+    import cv2
+    import numpy as np
+    from media import picture
+
+    from imagedynamics.ops.procedural import smooth_noise
+    from imagedynamics.ops.warp import backward_warp
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1, 1)
+    paths = []
+    for name in pictures:
+        image = torch.nn.functional.interpolate(picture(name), size=(size, size), mode="area")
+        for period in periods:
+            amplitude_field = 2.5 * smooth_noise(2, size, size, size / 5, g)[None]
+            phase = 2 * math.pi * torch.rand(2, generator=g).view(1, 2, 1, 1)
+            flow = amplitude_field * torch.sin(2 * math.pi * t / period + phase)
+            clip = backward_warp(image.expand(frames, -1, -1, -1), flow, padding_mode="reflection").clamp(0, 1)
+            path = folder / f"{name}_p{period}.avi"
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 30, (size, size))
+            for frame in clip:
+                rgb = (frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            writer.release()
+            paths.append(path)
+    return paths
