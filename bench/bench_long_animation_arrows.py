@@ -1,0 +1,74 @@
+"""Does a tiny long-animation model trained by the suite follow arrows, and does M_s scale its motion? (issue 16)
+
+Runs ``tests/integration/long_animation_arrows.py`` (a subprocess: it imports ComfyUI) with the given training
+lengths and prints its measurements: the training losses, the held-out denoising loss with the true, the reversed
+and no field (same noise), and for arrows right / left / down / up the mean DIS flow of the decoded frames sampled
+by ComfyUI's sampler on the node-patched tiny SVD (with its cosine to the arrow), the bare SVD's, and the mean
+|flow| for M_s x 0.5, 1, 2. The reference of every figure is measured in the same run (the bare SVD, the reversed
+and the zero field).
+
+    .venv/bin/python bench/bench_long_animation_arrows.py --steps 2000 --joint          # base + additions together
+    .venv/bin/python bench/bench_long_animation_arrows.py --base-steps 1000 --steps 1000  # base first, then frozen
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "integration" / "long_animation_arrows.py"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base-steps", type=int, default=0, help="steps training the tiny SVD alone first")
+    p.add_argument("--steps", type=int, default=600, help="steps training the additions (with --joint: and SVD)")
+    p.add_argument("--joint", action="store_true", help="train SVD's weights with the additions")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--base-lr", type=float, default=1e-3)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=2, help="pictures (and noises) per measured arrow")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    kwargs = {"base_steps": args.base_steps, "steps": args.steps, "joint": args.joint, "lr": args.lr,
+              "base_lr": args.base_lr, "batch_size": args.batch, "seeds": args.seeds, "threads": args.threads}
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    done = subprocess.run([sys.executable, str(SCRIPT), json.dumps(kwargs)], env=env, capture_output=True, text=True,
+                          cwd=SCRIPT.parent)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        sys.exit(done.stderr[-4000:])
+    r = json.loads(lines[-1][len("RESULT "):])
+
+    def tenths(losses):
+        n = max(1, len(losses) // 5)
+        return [round(sum(losses[i:i + n]) / len(losses[i:i + n]), 3) for i in range(0, len(losses), n)]
+
+    print(json.dumps(kwargs))
+    if r.get("base_losses"):
+        print(f"base training: {len(r['base_losses'])} steps in {r['base_s']:.0f} s, loss by fifths "
+              f"{tenths(r['base_losses'])}")
+    print(f"additions{' + SVD' if args.joint else ''}: {len(r['losses'])} steps in {r['train_s']:.0f} s, loss by "
+          f"fifths {tenths(r['losses'])}")
+    h = r["held_out"]
+    print(f"held-out loss: true field {h['true']:.4f}, reversed {h['reversed']:.4f}, zero {h['zero']:.4f}")
+    m = r["measured"]
+    for name in ("right", "left", "down", "up"):
+        print(f"arrow {name:5s}: mean DIS flow {m[name]['flow']} px/frame, cosine to the arrow {m[name]['cos']}")
+    print(f"bare SVD: mean DIS flow {m['bare']['flow']}")
+    s = m["magnitude_by_strength"]
+    print(f"mean |flow| by M_s x0.5 / x1 / x2: {s['0.5']} / {s['1.0']} / {s['2.0']} (x2 / x0.5 = "
+          f"{s['2.0'] / max(s['0.5'], 1e-9):.2f})")
+    a = m["along_by_strength"]
+    print(f"mean flow along the arrow by M_s x0.5 / x1 / x2: {a['0.5']} / {a['1.0']} / {a['2.0']}")
+    g = m["region"]
+    print(f"arrow in the left half only: inside {g['inside']} (cosine {g['inside_cos']}), outside {g['outside']}")
+    print(f"measured in {r['measure_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
