@@ -9,8 +9,9 @@ The pieces (all at 64 x 64 pixels, 8 x 8 latents, 5-frame clips):
   content), either the whole frame panning or the texture flowing through a fixed rectangle (a cinemagraph-like
   region, the rest still), in a random direction at 2-6 px/frame (0.25-0.75 latent px/frame); the true flow
   (v inside the moving region, 0 outside) is the conditioning field and M_s (Eq. 8) its mean length.
-- **Stand-in VAE**: encode = the frame average-pooled 8 x 8 (RGB and grey, scaled to [-1, 1]: 4 channels),
-  decode = its RGB channels upsampled bicubically; the CLIP-vision embedding a fixed random projection of the
+- **Stand-in VAE**: encode = the frame average-pooled 8 x 8 (RGB and grey: 4 channels, centred and scaled so
+  that the latents x SVD's 0.18215 have a standard deviation near 1, as SVD's VAE gives), decode = its RGB
+  channels upsampled bicubically; the CLIP-vision embedding a fixed random projection of the
   pooled first frame (as ``long_animation_train_inprocess.py``).
 - **Tiny SVD** (``tiny_svd.py``: ComfyUI's own SVD classes at 32 / 64 channels) given a video prior first
   (``base_steps`` of SVD's own objective on the same translations, every U-Net weight trained, no additions:
@@ -103,10 +104,6 @@ def backbone(model, context: int):
 
     projection = torch.randn(3 * 4 * 4, context, generator=torch.Generator().manual_seed(9)) / 5
 
-    def encode(frames):
-        pooled = F.avg_pool2d(frames, 8)
-        return (torch.cat([pooled, pooled.mean(1, keepdim=True)], 1) - 0.5) * LATENT_GAIN
-
     def embed_image(image):
         pooled = F.adaptive_avg_pool2d(image, (4, 4)).flatten(1)
         return (pooled @ projection.to(pooled))[:, None]
@@ -117,6 +114,15 @@ def backbone(model, context: int):
         return torch.cat([embedder(fps.float()), embedder(bucket.float()), embedder(augmentation.float())], dim=1)
 
     return SVDBackbone(model.model.diffusion_model, encode, embed_image, added_time)
+
+
+def encode(frames):
+    """[N, 3, 8h, 8w] in [0, 1] -> [N, 4, h, w] raw latents (the stand-in VAE's encoder)."""
+    import torch
+    import torch.nn.functional as F
+
+    pooled = F.avg_pool2d(frames, 8)
+    return (torch.cat([pooled, pooled.mean(1, keepdim=True)], 1) - 0.5) * LATENT_GAIN
 
 
 def decode(latents):
