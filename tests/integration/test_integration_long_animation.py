@@ -211,3 +211,23 @@ def test_the_arrow_harness_measures_the_true_motion():
                 assert measured[:, outer].mean(1).norm() < 0.1 * v.norm(), measured[:, outer].mean(1)
             kinds.append("region")
     assert set(kinds) == {"pan", "region"}, kinds
+
+
+def test_the_arrow_harness_measures_the_patched_svd():
+    """``long_animation_arrows.py`` end to end without training (what bench_long_animation_arrows.py runs, at 0
+    steps): the held-out losses are finite and, with fresh (inert) additions, equal for the true, reversed and no
+    field, and the four arrows' sampled motion is exactly the bare SVD's: what the bench reports after training is
+    the additions' doing, and any drift the bare SVD has is in the bare row to compare with."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(HERE / "long_animation_arrows.py"),
+                           json.dumps({"base_steps": 0, "steps": 0, "seeds": 1})], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=HERE)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    held = result["held_out"]
+    assert held["true"] == held["reversed"] == held["zero"] and 0 < held["true"] < 100
+    measured = result["measured"]
+    for name in ("right", "left", "down", "up"):
+        assert measured[name]["flow"] == measured["bare"]["flow"], name
+    assert len(set(measured["magnitude_by_strength"].values())) == 1
