@@ -425,7 +425,7 @@ def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prio
     seeds do not close at 10 x 2 and it is about 5x) and the wrap step is an ordinary step (no hold: the old
     target gave 0.1-0.3x). The amplitude target (>= 0.8 of unguided) needs more
     denoising passes than a test can afford: at 10 x 2 guidance picks the loop-compatible 2-cycle sway for
-    some seeds and shrinks the others (about 0.55-0.65 kept); at 50 steps x 4 passes 0.8-0.9 is kept
+    some seeds and shrinks the others (about 0.55-0.65 kept); at 50 steps x 6 passes 0.81-0.87 is kept
     (bench/RESULTS.md "Loop guidance on the tiny priors"), so this asserts what 10 x 2 shows."""
     model, image, _ = oscillation_prior
     T = model.config.num_frames
