@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .progress import ProgressFn, report, sub_progress
 
-__all__ = ["integrate_velocity", "loop_motion", "loop_motion_pair", "loop_phase", "PHASE_WINDOW"]
+__all__ = ["integrate_flows", "integrate_velocity", "loop_motion", "loop_motion_pair", "loop_phase", "PHASE_WINDOW"]
 
 PHASE_WINDOW = 0.2
 """Default fraction of the loop one pixel's cross-fade takes in a staggered loop (:func:`loop_phase`): measured on
@@ -91,6 +91,49 @@ def integrate_velocity(velocity: torch.Tensor, num_frames: int, direction: int =
         out[t] = disp[0]
         report(progress, t + 1, num_frames)
     return out
+
+
+def integrate_flows(flows: torch.Tensor) -> torch.Tensor:
+    """Reference-anchored displacements of frame-to-frame flows along their trajectories (the long-animation
+    paper's Eq. 3: ``(x_{k+1}, y_{k+1}) = (x_k, y_k) + F_{k->k+1}(x_k, y_k)``).
+
+    D_0 = 0 and D_{k+1}(p) = D_k(p) + F_k(p + D_k(p)), F_k sampled bilinearly at the trajectory's current position
+    (border clamped, as :func:`integrate_velocity`). For ``K`` copies of one static field this is
+    :func:`integrate_velocity` with ``substeps = 1``.
+
+    Args:
+        flows: ``[B, K, 2, H, W]`` flows F_{k->k+1} in pixels per frame (channel 0 = x right, 1 = y down).
+
+    Returns:
+        ``[B, K + 1, 2, H, W]`` float32 displacements of frames 0 .. K from frame 0, pixels; frame 0 exactly zero.
+
+    Example:
+        >>> f = torch.zeros(1, 2, 2, 8, 8); f[:, :, 0] = 1.5
+        >>> integrate_flows(f)[0, :, 0, 4, 4].tolist()
+        [0.0, 1.5, 3.0]
+    """
+    if flows.ndim != 5 or flows.shape[2] != 2:
+        raise ValueError(f"flows must be [B, K, 2, H, W], got {tuple(flows.shape)}")
+    b, k, _, height, width = flows.shape
+    flows = flows.float()
+    ys = torch.arange(height, device=flows.device, dtype=torch.float32)[:, None].expand(height, width)
+    xs = torch.arange(width, device=flows.device, dtype=torch.float32)[None, :].expand(height, width)
+    origin = torch.stack([xs, ys])[None]                               # [1, 2, H, W]
+    disp = torch.zeros(b, 2, height, width, device=flows.device)
+    out = [disp]
+    for step in range(k):
+        disp = disp + _sample_batch(flows[:, step], origin + disp)
+        out.append(disp)
+    return torch.stack(out, 1)
+
+
+def _sample_batch(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """:func:`_sample` for a batch: ``field`` [B, C, H, W] at positions [B, 2, H, W] (x, y) px, border clamped."""
+    height, width = field.shape[-2:]
+    gx = positions[:, 0] * (2.0 / max(width - 1, 1)) - 1.0
+    gy = positions[:, 1] * (2.0 / max(height - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def loop_motion_pair(velocity: torch.Tensor, num_frames: int, speed: float = 1.0, *, substeps: int = 1,

@@ -11,7 +11,8 @@ attention), found by duck typing so that this module imports nothing from ComfyU
   offloading and state dicts are unchanged), and holds the original and the conditioning outside the module
   tree (their parameters live elsewhere);
 - :class:`MotionConditioning` holds the additions, the flow field and M_s for a run: the blocks ask it for motion
-  features (encoded once per forward, at the latent size of the call), and it is the U-Net's ``emb_patch``
+  features (encoded once per forward, at the latent size and frame count of the call, from each frame's
+  displacement from frame 0: :meth:`MotionConditioning.encoder_input`), and it is the U-Net's ``emb_patch``
   (``transformer_options["patches"]["emb_patch"]``, called by the U-Net with ``(emb, model_channels,
   transformer_options)``), which adds the strength embedding to the timestep embedding;
 - :func:`lora_updates` lists ``(weight key, LoRA)`` for the static-camera LoRA.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...ops.eulerian import integrate_flows
 from .config import LORA_TARGETS, SVDFit
 from .model import LongAnimationModel, lora_name
 
@@ -87,8 +89,9 @@ class MotionConditioning:
     Args:
         model: the additions.
         flows: ``[F, 2, H, W]`` or ``[B, F, 2, H, W]`` flows in pixels per frame at the picture's size; ``F = 1``
-            is a static field (the paper's dense field at inference), used for every frame; otherwise one flow per
-            frame (frame k's flow F_{k->k+1}); ``B`` = 1 or one per video of the U-Net's batch.
+            is a static field (the paper's dense field at inference); otherwise one flow per frame (frame k's flow
+            F_{k->k+1}); ``B`` = 1 or one per video of the U-Net's batch. The encoder sees what
+            :meth:`encoder_input` makes of them: by default each frame's displacement from frame 0 (Eq. 3).
         strength: M_s in pixels per frame: a number, or ``[B]``.
     """
 
@@ -128,23 +131,40 @@ class MotionConditioning:
             add = add.repeat_interleave(rows // add.shape[0], dim=0)
         return emb + add.to(emb.device, emb.dtype)
 
+    def encoder_input(self, frames: int) -> torch.Tensor:
+        """What the motion encoder sees for each of ``frames`` frames: ``[B, F', 2, H, W]`` pixels.
+
+        ``motion_input = "displacement"`` (the default, :class:`~.config.LongAnimationConfig`): frame k's
+        displacement from frame 0 along the trajectories (Eq. 3, ``ops.eulerian.integrate_flows``) -- a static
+        field (``F = 1``) integrated as an Eulerian velocity over ``frames - 1`` steps, per-frame flows (``F =
+        frames``, frame k's F_{k->k+1}) through their first ``frames - 1``; ``F' = frames``. ``"flow"`` (version-1
+        files): the flows as given (``F' = F``). This is the one place the trainer and the node turn a field into
+        per-frame motion.
+        """
+        b, f = self.flows.shape[:2]
+        if f not in (1, frames):
+            raise RuntimeError(f"a motion field of {f} frames for a U-Net call of {frames}-frame videos; give one "
+                               "static field or one flow per frame")
+        if self.model.config.motion_input == "flow":
+            return self.flows
+        steps = self.flows.expand(b, frames - 1, *self.flows.shape[2:]) if f == 1 else self.flows[:, :frames - 1]
+        return integrate_flows(steps)
+
     def features(self, level: int, tokens: int, frames: int, videos: int, latent_size: tuple[int, int],
                  device: torch.device) -> torch.Tensor:
         """Motion features of ``level`` as temporal tokens ``[videos * tokens, frames, C_l]``."""
-        key = (tuple(latent_size), device)
+        key = (tuple(latent_size), device, frames)
         if key not in self._features:
             weight = self.model.encoder.stem.weight
-            b, f = self.flows.shape[:2]
-            flows = self.flows.reshape(b * f, *self.flows.shape[2:]).to(weight.device)
-            self._features[key] = [x.view(b, f, *x.shape[1:]) for x in self.model.encoder(flows, latent_size)]
+            inputs = self.encoder_input(frames).to(weight.device)
+            b, f = inputs.shape[:2]
+            flat = inputs.reshape(b * f, *inputs.shape[2:])
+            self._features[key] = [x.view(b, f, *x.shape[1:]) for x in self.model.encoder(flat, latent_size)]
         feats = self._features[key][level]                                   # [B, F, C, h, w]
         b, f, c, h, w = feats.shape
         if h * w != tokens:
             raise RuntimeError(f"the motion features of level {level} are {h} x {w}, the U-Net block has {tokens} "
                                "positions")
-        if f not in (1, frames):
-            raise RuntimeError(f"a motion field of {f} frames for a U-Net call of {frames}-frame videos; give one "
-                               "static field or one flow per frame")
         if b not in (1, videos):
             raise RuntimeError(f"motion fields for {b} videos, the U-Net batch holds {videos}")
         tokens_first = feats.permute(0, 3, 4, 1, 2).reshape(b, h * w, f, c)   # [B, S, F, C]

@@ -88,6 +88,10 @@ class SVDFit:
         check_int("svd.context_dim", self.context_dim, 1, MAX_CHANNELS)
 
 
+MOTION_INPUTS = ("displacement", "flow")
+"""Values of :attr:`LongAnimationConfig.motion_input`."""
+
+
 @dataclass
 class LongAnimationConfig(StoredConfig):
     """The additions: motion encoder, motion attention adapters (Eq. 4), strength embedding (Eq. 8), LoRA, T.
@@ -97,7 +101,13 @@ class LongAnimationConfig(StoredConfig):
         encoder_channels: the CNN motion encoder's channels per latent level (level l at 1 / 2^l of the latent,
             the latent at 1 / 8 of the picture); as many levels as ``svd`` uses.
         encoder_blocks: convolutions per level after the first.
-        flow_scale: the encoder sees ``flow / flow_scale`` (flows in pixels per frame at the picture's size).
+        flow_scale: the encoder sees ``input / flow_scale`` (the input below, in pixels at the picture's size).
+        motion_input: what the motion encoder sees for frame k. ``displacement`` (config version 2, the default):
+            frame k's displacement from frame 0, the frame-to-frame flows integrated along their trajectories
+            (Eq. 3; a static field integrated as an Eulerian velocity, ``ops.eulerian.integrate_flows``), so the
+            Eq. 4 attention's V differs per frame and tells frame k how far it is from the picture. ``flow``
+            (what version-1 files were trained with): the flow itself, the same for every frame of a static
+            field. M_s (Eq. 8) is the frame-to-frame flows' mean length either way.
         strength_scale: the strength embedding's sinusoid sees ``M_s * strength_scale`` (M_s in pixels per frame;
             10 puts 0 .. 20 px/frame on SVD's motion-bucket scale 0 .. 200).
         lora_rank: rank of the static-camera LoRA on the temporal attention layers (:data:`LORA_TARGETS`); 0: none.
@@ -107,7 +117,7 @@ class LongAnimationConfig(StoredConfig):
         resolution: the picture size [H, W] they were trained at (informative).
     """
 
-    CONFIG_VERSION: ClassVar[int] = 1
+    CONFIG_VERSION: ClassVar[int] = 2
     CONFIG_NAME: ClassVar[str] = "long_animation config"
 
     svd: SVDFit = field(default_factory=SVDFit)
@@ -120,6 +130,7 @@ class LongAnimationConfig(StoredConfig):
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     frames: int = 25
     resolution: tuple[int, int] = (512, 512)
+    motion_input: str = "displacement"
 
     def __post_init__(self) -> None:
         self.encoder_channels = tuple(self.encoder_channels)
@@ -141,13 +152,17 @@ class LongAnimationConfig(StoredConfig):
                 raise ValueError(f"{name} must be in (0, 1e6], got {value}")
         check_int("lora_rank", self.lora_rank, 0, 256)
         check_int("frames", self.frames, 1, 1024)
+        if self.motion_input not in MOTION_INPUTS:
+            raise ValueError(f"motion_input must be one of {MOTION_INPUTS}, got {self.motion_input!r}")
         for i, size in enumerate(self.resolution):
             check_int(f"resolution[{i}]", size, 8, 4096)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LongAnimationConfig:
         """Inverse of :meth:`to_dict` (``training`` notes ignored); ValueError on unknown keys, types, limits."""
-        stored_version(data, cls.CONFIG_NAME, cls.CONFIG_VERSION)
+        version = stored_version(data, cls.CONFIG_NAME, cls.CONFIG_VERSION)
+        if version < 2 and "motion_input" not in data:   # version 1: the encoder saw the flows themselves
+            data = {**data, "motion_input": "flow"}
         return from_dict(cls, data, ignore=("version", "training"))
 
     @classmethod

@@ -2,8 +2,9 @@
 
 Every addition is zero-initialised where it joins SVD, so a fresh model leaves SVD's output bit-identical:
 
-- :class:`MotionEncoder`: a CNN from a dense flow field ``[N, 2, H, W]`` (pixels per frame, at the picture's
-  size) to features at every latent level of SVD (``[N, C_l, h / 2^l, w / 2^l]``, ``h = H / 8``);
+- :class:`MotionEncoder`: a CNN from a dense motion field ``[N, 2, H, W]`` (pixels at the picture's size: each
+  frame's displacement from frame 0, ``attach.MotionConditioning.encoder_input``; version-1 configs: the flow) to features at every latent level of SVD (``[N, C_l, h / 2^l, w / 2^l]``,
+  ``h = H / 8``);
 - :class:`MotionAttention` (Eq. 4), one per spatio-temporal transformer: attention over the frames of each
   latent position with Q and K from the latent, V from the motion features, out projection zero-initialised;
   its output is added to the temporal transformer block's (``attach.MotionTemporalBlock``);
@@ -34,7 +35,7 @@ def sinusoid(values: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class MotionEncoder(nn.Module):
-    """CNN: flow field ``[N, 2, H, W]`` px/frame -> features ``[N, C_l, h_l, w_l]`` for each latent level l.
+    """CNN: motion field ``[N, 2, H, W]`` px (a displacement or a flow) -> features ``[N, C_l, h_l, w_l]`` for each latent level l.
 
     The field is resampled to the latent size ``(h, w)`` (area average; its values rescaled to pixels at 8 x the
     latent size), divided by ``flow_scale``, then level 0 is a 3 x 3 conv stack and each further level a stride-2

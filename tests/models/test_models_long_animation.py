@@ -80,12 +80,39 @@ def test_a_static_field_conditions_every_frame_and_video_and_a_wrong_frame_count
     cond = MotionConditioning(model, flows, 2.0)
     tokens = cond.features(1, 16, 5, 2, (8, 8), torch.device("cpu"))          # level 1: 4 x 4 positions
     assert tokens.shape == (2 * 16, 5, 16)
-    assert torch.equal(tokens[:, 0], tokens[:, 4]) and torch.equal(tokens[:16], tokens[16:])
+    assert torch.equal(tokens[:16], tokens[16:])                               # one field for both videos
+    assert (tokens[:, 0] - tokens[:, 4]).abs().max() > 1e-3                    # each frame its own displacement
     per_frame = MotionConditioning(model, torch.randn(3, 2, 64, 64), 2.0)
     with pytest.raises(RuntimeError, match="a motion field of 3 frames for a U-Net call of 5-frame videos"):
         per_frame.features(0, 64, 5, 1, (8, 8), torch.device("cpu"))
     emb = torch.randn(10, TINY_SVD.time_embed_dim)
     assert torch.equal(cond(emb, 32, {}), emb)                                 # fresh: strength adds zeros
+
+
+def test_the_encoder_sees_each_frames_displacement_from_frame_0():
+    """Eq. 3 (``motion_input = "displacement"``): a static field of v px/frame gives frame k k * v (here
+    uniform, so the trajectories stay in it); per-frame flows (the trainer's, last flow repeated) their
+    trajectory sums, the repeated last one unused. ``"flow"`` (config version 1) feeds the flows unchanged,
+    and a version-1 file's config loads with that meaning."""
+    model = LongAnimationModel(tiny_config())
+    field = torch.zeros(1, 2, 16, 16)
+    field[:, 0], field[:, 1] = 1.5, -0.5
+    got = MotionConditioning(model, field, 1.0).encoder_input(5)
+    assert got.shape == (1, 5, 2, 16, 16)
+    for k in range(5):
+        assert torch.allclose(got[0, k], k * field[0]), k
+    flows = torch.zeros(1, 4, 2, 16, 16)
+    for k, speed in enumerate((1.0, 2.0, 3.0, 99.0)):
+        flows[:, k, 0] = speed
+    got = MotionConditioning(model, flows, 1.0).encoder_input(4)
+    assert got[0, :, 0, 8, 8].tolist() == [0.0, 1.0, 3.0, 6.0]
+    old = tiny_config().replace(motion_input="flow")
+    assert torch.equal(MotionConditioning(LongAnimationModel(old), field, 1.0).encoder_input(5), field[None])
+    stored = {k: v for k, v in tiny_config().to_dict().items() if k != "motion_input"}
+    assert LongAnimationConfig.from_dict({**stored, "version": 1}).motion_input == "flow"
+    assert LongAnimationConfig.from_dict(tiny_config().to_dict()).motion_input == "displacement"
+    with pytest.raises(ValueError, match="motion_input must be one of"):
+        tiny_config().replace(motion_input="velocity")
 
 
 def test_fit_from_unet_needs_temporal_attention():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imagedynamics.ops.eulerian import integrate_velocity, loop_motion, loop_motion_pair
+from imagedynamics.ops.eulerian import integrate_flows, integrate_velocity, loop_motion, loop_motion_pair
 from imagedynamics.ops.sparse_to_dense import gaussian_arrow_field
 from imagedynamics.ops.trajectories import Arrows
 
@@ -209,3 +209,21 @@ def test_staggered_loop_of_a_texture_is_not_double_exposed_and_has_no_seam():
     assert worst_old < 0.82, worst_old  # what the old blend did
     assert 0.5 <= seam_ratio(new, inside) <= 1.5
     assert seam_ratio(open_, inside) > 3  # the measure does see a seam where there is one
+
+
+def test_integrate_flows_follows_the_trajectories_and_matches_integrate_velocity():
+    """Eq. 3 of the long-animation paper: D_{k+1}(p) = D_k(p) + F_k(p + D_k(p)); K copies of one static field =
+    integrate_velocity; a flow that is zero where the trajectory lands adds nothing there (not the plain sum)."""
+    torch.manual_seed(0)
+    v = torch.randn(2, 12, 16)
+    got = integrate_flows(v[None, None].expand(2, 5, 2, 12, 16))
+    assert got.shape == (2, 6, 2, 12, 16) and torch.equal(got[:, 0], torch.zeros(2, 2, 12, 16))
+    assert torch.allclose(got[0], integrate_velocity(v, 6), atol=1e-6) and torch.equal(got[0], got[1])
+    flows = torch.zeros(1, 2, 2, 8, 16)
+    flows[0, 0, 0] = 4.0                      # frame 0 -> 1: everything 4 px to the right
+    flows[0, 1, 0, :, :8] = 1.0               # frame 1 -> 2: only the left half moves on
+    d = integrate_flows(flows)[0, :, 0, 4]    # x displacement along row 4
+    assert d[2, 2].item() == 5.0              # x = 2 lands at 6 (left half): 4 + 1
+    assert d[2, 6].item() == 4.0              # x = 6 lands at 10 (right half, still): 4 + 0, the plain sum says 5
+    with pytest.raises(ValueError, match="flows must be"):
+        integrate_flows(torch.zeros(2, 2, 8, 8))
