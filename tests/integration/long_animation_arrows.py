@@ -189,8 +189,11 @@ def measure(model, holder, picture, field, strength: float, context_of, encode, 
 
 
 def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: float = 1e-3, lr: float = 1e-3,
-         seeds: int = 2, threads: int = 1, joint: bool = False, base: str = "all",
-         jitter: float = 0.0, frames: int = FRAMES, speeds: tuple[float, float] = SPEEDS) -> dict:
+         seeds: int = 2, threads: int = 1, joint: bool = False, jitter: float = 0.0, frames: int = FRAMES,
+         speeds: tuple[float, float] = SPEEDS) -> dict:
+    """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
+    SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
+    (module docstring; ``jitter``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range)."""
     global FRAMES, SPEEDS
     FRAMES, SPEEDS = int(frames), tuple(speeds)
     setup_host()
@@ -220,7 +223,7 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     params = trainee.video_parameters()
     if joint:
         unet.requires_grad_(True)
-        params = params + [p for n, p in unet.named_parameters() if base == "all" or "time_" in n]
+        params = params + list(unet.parameters())
     result["losses"] = train(trainee, params, steps, lr, batch_size, seed=2, jitter=jitter)
     unet.requires_grad_(False)
     result["train_s"] = time.perf_counter() - t0
