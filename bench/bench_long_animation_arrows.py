@@ -37,10 +37,13 @@ def main() -> None:
     p.add_argument("--speeds", type=float, nargs=2, default=(2.0, 6.0), help="speed range, px/frame at 64 px")
     p.add_argument("--jitter", type=float, default=0.0, help="conditioning field scaled by 2^U(-j, j) per clip "
                    "(M_s stays the true one), so that only M_s tells the speed")
+    p.add_argument("--motion-input", default=None, choices=("displacement", "flow"),
+                   help="what the motion encoder sees (LongAnimationConfig.motion_input; default: the config's)")
     args = p.parse_args()
     kwargs = {"base_steps": args.base_steps, "steps": args.steps, "joint": args.joint, "lr": args.lr,
               "base_lr": args.base_lr, "batch_size": args.batch, "seeds": args.seeds, "threads": args.threads,
-              "frames": args.frames, "speeds": list(args.speeds), "jitter": args.jitter}
+              "frames": args.frames, "speeds": list(args.speeds), "jitter": args.jitter,
+              "motion_input": args.motion_input}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run([sys.executable, str(SCRIPT), json.dumps(kwargs)], env=env, capture_output=True, text=True,
                           cwd=SCRIPT.parent)

@@ -190,10 +190,11 @@ def measure(model, holder, picture, field, strength: float, context_of, encode, 
 
 def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: float = 1e-3, lr: float = 1e-3,
          seeds: int = 2, threads: int = 1, joint: bool = False, jitter: float = 0.0, frames: int = FRAMES,
-         speeds: tuple[float, float] = SPEEDS) -> dict:
+         speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None) -> dict:
     """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
     SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
-    (module docstring; ``jitter``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range)."""
+    (module docstring; ``jitter``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
+    ``motion_input``: the additions' ``LongAnimationConfig.motion_input``, None = the config's default)."""
     global FRAMES, SPEEDS
     FRAMES, SPEEDS = int(frames), tuple(speeds)
     setup_host()
@@ -208,7 +209,10 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     model = tiny_svd()
     svd = backbone(model, CONTEXT)
     torch.manual_seed(0)
-    additions = LongAnimationModel(tiny_config())
+    config = tiny_config()
+    if motion_input is not None:
+        config = config.replace(motion_input=motion_input)
+    additions = LongAnimationModel(config)
     trainee = VideoModelTrainee(additions, svd, "frames")
     unet = svd.unet
     result = {}
