@@ -95,9 +95,20 @@ def set_widget(page, node_id: int, name: str, value) -> None:
 
 def screen(page, x: float, y: float, canvas: str) -> tuple[float, float]:
     """Screen position of picture pixel (x, y) of the canvas `canvas` (a CSS selector), from its box and size."""
-    return tuple(page.evaluate("""([x, y, sel]) => {
-        const c = document.querySelector(sel);
-        const r = c.getBoundingClientRect();
+    # The canvas must have stopped moving first: a DOM widget follows a graph pan or zoom on a later frame, and a
+    # box read before that frame puts the click somewhere else in the picture (seen on a slow CI machine).
+    return tuple(page.evaluate("""async ([x, y, sel]) => {
+        const frame = () => new Promise(done => requestAnimationFrame(done));
+        const box = () => { const r = document.querySelector(sel).getBoundingClientRect();
+            return [r.left, r.top, r.width, r.height]; };
+        let last = box();
+        for (let i = 0; i < 60; i++) {
+            await frame(); await frame();
+            const now = box();
+            if (now.every((v, k) => v === last[k])) break;
+            last = now;
+        }
+        const c = document.querySelector(sel), r = c.getBoundingClientRect();
         return [r.left + (x + 0.5) / c.width * r.width, r.top + (y + 0.5) / c.height * r.height]; }""",
                                [x, y, canvas]))
 

@@ -117,7 +117,9 @@ def test_free_drops_the_loaded_models(comfy, load_workflow):
     exact_peak = _reset_peak(pid)
     comfy.run(_small_render_prompt(load_workflow, name))
     if exact_peak:
-        assert _status(pid)["VmHWM"] / 1024 - baseline > 0.8 * size_mb  # the model was really in memory
+        # the model was really in memory. Not 0.8: heap pages freed earlier but kept by the allocator are already
+        # in the baseline and get reused (CI measured 0.67 of the file's size on a server that had run other tests)
+        assert _status(pid)["VmHWM"] / 1024 - baseline > 0.5 * size_mb
     comfy.post("/free", {"unload_models": True, "free_memory": True})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
