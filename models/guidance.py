@@ -7,7 +7,7 @@ At every denoising step n (GID Sec. 5, universal guidance of Bansal et al.):
 3. decode x0 to the displacement of frames 0, 1, L and L + 1 of the motion (``decode_to_endpoints``, family
    specific: GID decodes its K spectral slices and evaluates the Fourier series at four times only; LVMM decodes
    the latent frames it needs)
-4. L_g = || F_L - F_0 ||_1 + || (F_{L+1} - F_L) - (F_1 - F_0) ||_1
+4. L_g = || F_L - F_0 ||_1 + || (F_{L+1} - F_L) - (F_1 - F_0) ||_1, summed over the samples of a batch
 5. eps_hat = eps + u s sigma_n grad_{z_n} L_g       (s: the family's resolution scale, below)
 6. z_{n-1} = scheduler step with eps_hat; self-recurrence: re-noise z_{n-1} back to level n,
    z_n = sqrt(alpha_bar_n / alpha_bar_{n-1}) z_{n-1} + sqrt(1 - alpha_bar_n / alpha_bar_{n-1}) noise,
@@ -34,6 +34,14 @@ Decisions the papers leave open, as made here:
       guidance's forward guidance. ``through_denoiser=False`` treats eps as a constant (cheaper: no backward
       through the U-Net, gradient = dL/dx0 / sqrt(alpha_bar_n)).
     * ``recurrences`` counts passes per step: 2 = one step, re-noise, the same step again (GID's setting).
+    * **A batch is B samples guided as alone.** ``decode_to_endpoints`` returns the four frames of every sample
+      with a leading batch dimension [B, ...]; the loss is each sample's own L_g (means over its pixels and
+      axes, :func:`loop_losses`) summed over the batch, so the gradient with respect to sample b's latents is
+      exactly what sample b alone would get. (A mean over the whole batch, :func:`loop_loss` on [B, ...],
+      would divide u by B.) This holds as long as eps_fn and the decoder treat samples independently (the
+      pack's U-Nets: group norms and attention within a sample, no batch statistics); the samplers' batched
+      entry points (``gid.sample_spectra``, ``lvmm.sample_latent_batch``) draw every sample's noise from its
+      own seed, so a sample of a batch is the sample of that seed alone, up to float rounding.
     * Interrupts: ``step`` calls its ``check`` callback before every pass and between each pass's forward and
       backward, so a user's interrupt stops a guided step without waiting for its remaining passes.
     * Memory: only the four frames the loss needs are decoded; the denoiser call is wrapped in
@@ -65,7 +73,7 @@ import torch.utils.checkpoint
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CheckFn = Callable[[], None]
 EndpointFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
-"""x0 -> displacements of frames (0, 1, L, L + 1), differentiable."""
+"""x0 -> displacements of frames (0, 1, L, L + 1) of the B samples in x0, each [B, ...], differentiable."""
 
 
 def loop_loss(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor, last_next: torch.Tensor
@@ -90,6 +98,31 @@ def loop_loss(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor,
         raise ValueError(f"first, first_next, last and last_next must share one shape, got {sorted(shapes)}")
     position = (last - first).abs().mean()
     velocity = ((last_next - last) - (first_next - first)).abs().mean()
+    return position + velocity
+
+
+def loop_losses(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor, last_next: torch.Tensor
+                ) -> torch.Tensor:
+    """:func:`loop_loss` of every sample of a batch: the means run over each sample's own elements.
+
+    Args:
+        first, first_next, last, last_next: displacements of frames 0, 1, L and L + 1 of B samples, equal
+            shapes [B, ...] (e.g. [B, 2, H, W], pixels).
+
+    Returns:
+        [B]: sample b's mean |last - first| + mean |(last_next - last) - (first_next - first)|.
+
+    Example:
+        >>> a = torch.zeros(2, 2, 4, 4)
+        >>> off = torch.tensor([3.0, 0.0]).view(2, 1, 1, 1)     # sample 0 ends 3 px off, moving as it began
+        >>> loop_losses(a, a + 1, a + off, a + off + 1).tolist()
+        [3.0, 0.0]
+    """
+    shapes = {tuple(x.shape) for x in (first, first_next, last, last_next)}
+    if len(shapes) != 1 or first.ndim < 1:
+        raise ValueError(f"first, first_next, last and last_next must share one shape [B, ...], got {sorted(shapes)}")
+    position = (last - first).abs().flatten(1).mean(1)
+    velocity = ((last_next - last) - (first_next - first)).abs().flatten(1).mean(1)
     return position + velocity
 
 
@@ -183,13 +216,14 @@ class LoopGuidance:
             alpha_bar: alpha_bar_n.
             eps_fn: (z, t) -> eps, classifier-free guidance included.
             decode_to_endpoints: x0 -> (first, first_next, last, last_next) displacements of frames
-                (0, 1, L, L + 1), differentiable.
+                (0, 1, L, L + 1) of the B samples in x0, each [B, ...], differentiable.
             scale: s, the family's resolution scale (1 at the paper's resolution).
             check: called between the forward pass and the backward pass; what it raises (an interrupt)
                 stops the guidance there.
 
         Returns:
-            (eps_hat detached, the loss L_g before the update).
+            (eps_hat detached, the loss L_g before the update: the sum of the B samples' own losses, whose
+            gradient guides each sample as if it were alone).
         """
         if self.weight is None:
             raise ValueError("LoopGuidance.weight is None (the family's default): the sampler resolves it with "
@@ -207,7 +241,7 @@ class LoopGuidance:
                 with torch.no_grad():
                     eps = eps_fn(sample, timestep)
             x0 = (z - sigma.to(z.dtype) * eps) / alpha_bar.sqrt().to(z.dtype)
-            loss = loop_loss(*decode_to_endpoints(x0))
+            loss = loop_losses(*decode_to_endpoints(x0)).sum()
             if check is not None:
                 check()
             (grad,) = torch.autograd.grad(loss, z)
@@ -224,13 +258,14 @@ class LoopGuidance:
             sample: z_n.
             index: position of n in ``scheduler.timesteps``.
             eps_fn, decode_to_endpoints, scale: see :meth:`guided_noise`.
-            generator: for the re-noising (and stochastic schedulers).
+            generator: for the re-noising (and stochastic schedulers); a list of B generators draws each
+                sample's noise from its own (``sample`` [B, ...]), as diffusers' ``randn_tensor`` does.
             check: called before every pass and between each pass's forward and backward (a sampler passes
                 one that calls its progress callback, which raises on a user's interrupt).
             step_kwargs: passed to ``scheduler.step`` (e.g. eta).
 
         Returns:
-            (z_{n-1}, the loop loss of the last pass).
+            (z_{n-1}, the loop loss of the last pass, summed over the batch).
         """
         timestep = scheduler.timesteps[index]
         alpha_bar, alpha_bar_prev = _alpha_bars(scheduler, timestep)

@@ -8,6 +8,8 @@ Public API::
     load(path, device="cpu", dtype=None) -> GIDModel              strict; CheckpointError on a bad file
     sample_spectrum(model, image, num_steps, guidance_scale, seed, loop_guidance, progress)
         -> complex [K, 2, H, W]
+    sample_spectra(model, image, num_steps, guidance_scale, seeds, loop_guidance, progress)
+        -> complex [B, K, 2, H, W], one sample per seed, denoised as one batch
     sample_spectral_volume(...) -> SpectralVolume
 
 Training: ``python -m <package>.train.gid --videos DIR --out model.safetensors`` (``train/gid.py``).
@@ -21,6 +23,7 @@ from .sampler import (
     gid_endpoint_decoder,
     loop_scale,
     resize_spectrum,
+    sample_spectra,
     sample_spectral_volume,
     sample_spectrum,
 )
@@ -32,6 +35,6 @@ __all__ = [
     "PRESETS", "DiffusionConfig", "GIDConfig", "UNetConfig", "VAEConfig", "FAMILY", "GIDModel", "build_gid",
     "conventions", "from_checkpoint", "load", "save", "LOOP_WEIGHT", "gid_endpoint_decoder", "loop_scale",
     "resize_spectrum",
-    "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
+    "sample_spectra", "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
     "multiscale_gradient_loss", "vae_loss",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -82,49 +82,63 @@ def resize_spectrum(coeffs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 
 def _eps_fn(model: GIDModel, condition: torch.Tensor, guidance_scale: float, coordinate: bool):
-    k = model.config.num_frequencies
+    """(z [B, K, 4, h, w], t) -> guided eps [B, K, 4, h, w] (float32) for B samples of one picture's
+    ``condition`` [B, 3, h, w]: eps = (1 + w) eps_c - w eps_u, null = a zero picture."""
     null = torch.zeros_like(condition)
 
     def eps_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        z = z.to(model.dtype)
+        flat = z.reshape(-1, *z.shape[2:]).to(model.dtype)  # '(b k)', as predict_noise wants
         if guidance_scale == 0:
-            return model.predict_noise(z, t, condition, coordinate).float()
-        both = model.predict_noise(torch.cat([z, z]), t, torch.cat([condition, null]), coordinate).float()
-        eps_c, eps_u = both[:k], both[k:]
-        return (1 + guidance_scale) * eps_c - guidance_scale * eps_u
+            return model.predict_noise(flat, t, condition, coordinate).float().view_as(z)
+        both = model.predict_noise(torch.cat([flat, flat]), t, torch.cat([condition, null]), coordinate).float()
+        eps_c, eps_u = both.chunk(2)
+        return ((1 + guidance_scale) * eps_c - guidance_scale * eps_u).view_as(z)
 
     return eps_fn
 
 
+def _decode_spectra(model: GIDModel, latents: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Latents [B, n, 4, h, w] of slices start .. start + n - 1 -> de-normalised spectra [B, n, 2, H, W] (complex;
+    pixels at the model's resolution). The VAE decodes all B n slices in one call."""
+    b, n = latents.shape[:2]
+    slices = model.decode(latents.reshape(b * n, *latents.shape[2:]).to(model.dtype))
+    coeffs = denormalize_spectrum(slices, model.stats[start:start + n].repeat(b, 1))
+    return coeffs.view(b, n, *coeffs.shape[1:])
+
+
 def gid_endpoint_decoder(model: GIDModel, times: torch.Tensor, chunk: int = 4, checkpoint: bool = True) -> Callable:
-    """x0 latents [K, 4, h, w] -> displacement at ``times`` (4 frame times) as (first, first_next, last, last_next).
+    """x0 latents [B, K, 4, h, w] -> displacement at ``times`` (4 frame times) of each of the B samples, as
+    (first, first_next, last, last_next), each [B, 2, H, W] pixels at the model's resolution.
 
     Decodes the K slices, de-normalises them and evaluates the Fourier series at the four times only. The
     series is linear in the coefficients, so the frames are summed over chunks of ``chunk`` slices; with
     ``checkpoint`` (and gradients on) each chunk's decoder activations are recomputed in the backward pass, so
-    memory holds one chunk's activations instead of all K slices'.
+    memory holds one chunk's activations (of all B samples) instead of all K slices'.
     """
     period = model.config.num_frames
     k = model.config.num_frequencies
     chunk = max(1, int(chunk))
 
     def contribution(x0_chunk: torch.Tensor, start: int) -> torch.Tensor:
-        n = x0_chunk.shape[0]
-        coeffs = denormalize_spectrum(model.decode(x0_chunk.to(model.dtype)), model.stats[start:start + n])
-        pad_before = coeffs.new_zeros((start, *coeffs.shape[1:]))
-        pad_after = coeffs.new_zeros((k - start - n, *coeffs.shape[1:]))
-        return spectrum_to_motion(torch.cat([pad_before, coeffs, pad_after]), period, times=times)
+        coeffs = _decode_spectra(model, x0_chunk, start)  # [B, n, 2, H, W]
+        n = coeffs.shape[1]
+        pad_before = coeffs.new_zeros((start, *coeffs.shape[2:]))
+        pad_after = coeffs.new_zeros((k - start - n, *coeffs.shape[2:]))
+        return torch.stack([spectrum_to_motion(torch.cat([pad_before, one, pad_after]), period, times=times)
+                            for one in coeffs])  # [B, 4, 2, H, W]
 
     def decode(x0: torch.Tensor):
+        if x0.ndim != 5 or x0.shape[1] != k:
+            raise ValueError(f"x0 must be [B, {k}, 4, h, w], got {tuple(x0.shape)}")
         frames = None
         for start in range(0, k, chunk):
-            part = x0[start:start + chunk]
+            part = x0[:, start:start + chunk]
             if checkpoint and torch.is_grad_enabled():
                 value = torch.utils.checkpoint.checkpoint(contribution, part, start, use_reentrant=False)
             else:
                 value = contribution(part, start)
             frames = value if frames is None else frames + value
-        return frames[0], frames[1], frames[2], frames[3]
+        return frames[:, 0], frames[:, 1], frames[:, 2], frames[:, 3]
 
     return decode
 
@@ -155,27 +169,54 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
 
     Returns:
         complex64 [K, 2, H', W'] spectrum of the displacement in pixels at H' x W' (``model.config`` gives
-        its period T, fps and FFT normalisation; see :func:`sample_spectral_volume`).
+        its period T, fps and FFT normalisation; see :func:`sample_spectral_volume`). The same as
+        ``sample_spectra(..., seeds=[seed])[0]``.
+    """
+    return sample_spectra(model, image, num_steps, guidance_scale, [seed], loop_guidance, coordinate, eta,
+                          progress, output_size)[0]
+
+
+@torch.no_grad()
+def sample_spectra(model: GIDModel, image: torch.Tensor, num_steps: int = 250, guidance_scale: float = 1.75,
+                   seeds: Sequence[int] = (0,), loop_guidance: LoopGuidance | None = None, coordinate: bool = True,
+                   eta: float = 0.0, progress: ProgressFn | None = None,
+                   output_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """:func:`sample_spectrum` for B = len(seeds) samples of one picture, denoised as one batch.
+
+    Sample b is the sample of ``seeds[b]`` alone, up to float rounding (the batched U-Net's sums may round
+    differently): its noise is drawn from its own generator, the U-Net and the VAE treat samples independently,
+    and loop guidance sums the samples' own losses (``models/guidance.py``), so each is guided with the full u.
+    A batch costs little more than one sample where per-call overhead dominates (tiny models on a CPU).
+
+    Args:
+        seeds: one seed per sample (its initial noise, re-noising and DDIM eta noise).
+        the rest: see :func:`sample_spectrum`.
+
+    Returns:
+        complex64 [B, K, 2, H', W'].
     """
     if image.ndim != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"image must be [1, 3, H, W], got {tuple(image.shape)}")
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
     guidance_scale = LoopGuidance.guidance_scale(loop_guidance, guidance_scale, "guidance_scale")
     cfg = model.config
     device = model.device
-    k = cfg.num_frequencies
+    b, k = len(seeds), cfg.num_frequencies
     h, w = cfg.latent_size
     out_size = tuple(output_size) if output_size is not None else tuple(image.shape[-2:])
 
     scheduler = model.sampling_scheduler(num_steps)
     total = len(scheduler.timesteps)
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    generator = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
     from diffusers.utils.torch_utils import randn_tensor
 
-    latents = randn_tensor((k, 4, h, w), generator=generator, device=device, dtype=torch.float32)
+    latents = randn_tensor((b, k, 4, h, w), generator=generator, device=device, dtype=torch.float32)
     latents = latents * scheduler.init_noise_sigma
-    condition = model.condition(image.to(device))
+    condition = model.condition(image.to(device)).expand(b, -1, -1, -1)
     eps_fn = _eps_fn(model, condition, guidance_scale, coordinate)
 
     decoder = None
@@ -207,8 +248,8 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
     finally:
         model.unet.gradient_checkpointing = previous
 
-    coeffs = denormalize_spectrum(model.decode(latents.to(model.dtype)), model.stats)
-    return resize_spectrum(coeffs.to(torch.complex64), out_size)
+    coeffs = _decode_spectra(model, latents)
+    return torch.stack([resize_spectrum(one.to(torch.complex64), out_size) for one in coeffs])
 
 
 def sample_spectral_volume(model: GIDModel, image: torch.Tensor, **kwargs) -> SpectralVolume:

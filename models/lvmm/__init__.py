@@ -8,6 +8,7 @@ Public API::
     sample_latent_motion(model, image, num_frames, steps, cfg, seed, motion_strength, loop_guidance,
                          transfer_from, slow_factor, eta, long_video, output_size, progress) -> Motion
     render_with_lvmm(model, image, motion, chunk_size, on_chunk, progress) -> frames [T, 3, H, W]
+    sample_latent_batch(model, image, seeds, ...) -> [B, K + 1, C, h, w]   one trajectory per seed, one batch
     sample_latents / source_latents / transfer_latents / latents_to_motion / make_eps_fn   the pieces
 
 Training: ``python -m <package>.train.lvmm --videos DIR --out lvmm.safetensors`` (``train/lvmm.py``);
@@ -40,6 +41,7 @@ from .sampler import (
     lvmm_endpoint_decoder,
     make_eps_fn,
     render_with_lvmm,
+    sample_latent_batch,
     sample_latent_motion,
     sample_latents,
     scale_motion_latents,
@@ -54,7 +56,7 @@ __all__ = [
     "ConditionEncoder", "MotionDenoiser", "LVMM", "build_lvmm", "resize_image", "MotionFlowPredictor",
     "region_equivariance_loss", "NeuralRenderer", "backward_to_displacement",
     "decode_trajectory", "displacement_to_backward", "interpolate_time", "latents_to_motion", "LOOP_WEIGHT", "loop_scale",
-    "lvmm_endpoint_decoder", "make_eps_fn", "render_with_lvmm", "sample_latent_motion", "sample_latents",
+    "lvmm_endpoint_decoder", "make_eps_fn", "render_with_lvmm", "sample_latent_batch", "sample_latent_motion", "sample_latents",
     "scale_motion_latents", "source_latents", "transfer_latents", "build_motion_vae", "motion_vae_loss",
     "multiscale_gradient_loss",
 ]

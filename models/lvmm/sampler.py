@@ -43,7 +43,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -101,13 +101,15 @@ def loop_scale(flow_size: tuple[int, int]) -> float:
 
 
 def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) -> Callable:
-    """decode_to_endpoints for :class:`LoopGuidance`: x0 [1, C, K, h, w] -> flows of frames 0, 1, L, L + 1.
+    """decode_to_endpoints for :class:`LoopGuidance`: x0 [B, C, K, h, w] -> flows of frames 0, 1, L, L + 1 of
+    each of the B samples, each [B, 2, h, w].
 
     The loop is frames 0 .. L - 1; frames L and L + 1, which must be frames 0 and 1 again, are latent frames
-    L - 1 and L, so the trajectory needs K >= L + 1 latent frames. Frame 0 is z0 (decoded once: ``first_flow`` [2, h, w] px); frame
-    j >= 1 is latent frame j - 1 of x0. Only the (at most three) latent frames the loss needs are decoded,
-    differentiably. The flows are returned in units of the model's ``flow_scale`` (the VAE's normalisation),
-    so that the guidance weight does not depend on how much the training videos moved.
+    L - 1 and L, so the trajectory needs K >= L + 1 latent frames. Frame 0 is z0 (decoded once: ``first_flow``
+    [2, h, w] px, the same picture for every sample); frame j >= 1 is latent frame j - 1 of x0. Only the (at
+    most three) latent frames the loss needs are decoded, differentiably, all samples' in one call. The flows
+    are returned in units of the model's ``flow_scale`` (the VAE's normalisation), so that the guidance weight
+    does not depend on how much the training videos moved.
     """
     if length < 3:
         raise ValueError(f"the looping length must be >= 3 frames, got {length}")
@@ -117,12 +119,14 @@ def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) ->
         if length + 1 > x0.shape[2]:
             raise ValueError(f"a loop of {length} frames needs {length + 2} frames of trajectory, got "
                              f"{x0.shape[2] + 1}")
+        b = x0.shape[0]
         wanted = [1, length, length + 1]
         latent_index = sorted({j - 1 for j in wanted})
-        flows, _ = model.decode_motion(x0[0, :, latent_index].transpose(0, 1))
-        flows = flows / scale
-        by_frame = {j: flows[latent_index.index(j - 1)] for j in wanted}
-        by_frame[0] = first_flow.to(flows.dtype) / scale
+        picked = x0[:, :, latent_index].transpose(1, 2)  # [B, n, C, h, w]
+        flows, _ = model.decode_motion(picked.reshape(-1, *picked.shape[2:]))
+        flows = (flows / scale).view(b, len(latent_index), *flows.shape[1:])
+        by_frame = {j: flows[:, latent_index.index(j - 1)] for j in wanted}
+        by_frame[0] = (first_flow.to(flows.dtype) / scale).expand(b, -1, -1, -1)
         return by_frame[0], by_frame[1], by_frame[length], by_frame[length + 1]
 
     return decode
@@ -175,12 +179,12 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
     image = image.to(device, model.dtype)
     visual = model.visual_component(image).float()
     tokens = model.condition(image, **(condition or {}))
-    eps_fn = make_eps_fn(model, visual.to(model.dtype), tokens, cfg)
-    c, (h, w) = cfg_model.latent_channels, cfg_model.latent_size
 
     if long_video is not None:
         from ..long_video import phased_sample
 
+        eps_fn = make_eps_fn(model, visual.to(model.dtype), tokens, cfg)
+        c, (h, w) = cfg_model.latent_channels, cfg_model.latent_size
         segment = min(k, cfg_model.num_frames)
         config = dataclasses.replace(long_video, total_frames=k, num_segments=None, segment_length=None)
         latents = phased_sample(lambda x, t, cond: eps_fn(x, t), model.sampling_scheduler(steps),
@@ -188,11 +192,59 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
                                 frame_dim=2, step_kwargs={"eta": eta}, device=device, progress=progress)
         return torch.cat([visual, latents[0].transpose(0, 1)]).float()
 
+    latents = _denoise(model, visual, tokens, k, steps, cfg, [seed], loop_guidance, eta, progress)
+    return torch.cat([visual, latents[0].transpose(0, 1)]).float()
+
+
+@torch.no_grad()
+def sample_latent_batch(model: LVMM, image: torch.Tensor, seeds: Sequence[int] = (0,),
+                        num_latent_frames: int | None = None, steps: int = 50, cfg: float = 1.0,
+                        loop_guidance: LoopGuidance | None = None, eta: float = 0.0,
+                        progress: ProgressFn | None = None, condition: dict[str, torch.Tensor] | None = None
+                        ) -> torch.Tensor:
+    """:func:`sample_latents` for B = len(seeds) trajectories of one picture, denoised as one batch (no
+    ``long_video``): [B, K + 1, C, h, w] (float32).
+
+    Trajectory b is the one ``sample_latents(..., seed=seeds[b])`` gives alone, up to float rounding: its noise
+    comes from its own generator, the denoiser and the VAE treat samples independently, and loop guidance sums
+    the samples' own losses (``models/guidance.py``), so each is guided with the full u. On a CPU a batch of
+    tiny-model samples costs little more than one. Arguments: see :func:`sample_latents`.
+    """
+    _check_image(image)
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    k = int(num_latent_frames or model.config.num_frames)
+    if k < 1:
+        raise ValueError(f"num_latent_frames must be >= 1, got {k}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    cfg = LoopGuidance.guidance_scale(loop_guidance, cfg, "cfg")
+    image = image.to(model.device, model.dtype)
+    visual = model.visual_component(image).float()
+    tokens = model.condition(image, **(condition or {}))
+    latents = _denoise(model, visual, tokens, k, steps, cfg, seeds, loop_guidance, eta, progress)
+    b = len(seeds)
+    return torch.cat([visual.unsqueeze(1).expand(b, -1, -1, -1, -1), latents.transpose(1, 2)], dim=1).float()
+
+
+def _denoise(model: LVMM, visual: torch.Tensor, tokens: torch.Tensor, k: int, steps: int, cfg: float,
+             seeds: list[int], loop_guidance: LoopGuidance | None, eta: float, progress: ProgressFn | None
+             ) -> torch.Tensor:
+    """DDIM over K latent frames for B = len(seeds) samples of one picture: x_0 [B, C, K, h, w] (float32).
+
+    ``visual`` v [1, C, h, w] (float32) and ``tokens`` y [1, N, D] are the picture's, shared by the samples;
+    ``cfg`` the resolved w; each sample's noise comes from a generator seeded with its seed.
+    """
     from diffusers.utils.torch_utils import randn_tensor
 
+    cfg_model = model.config
+    b = len(seeds)
+    c, (h, w) = cfg_model.latent_channels, cfg_model.latent_size
+    eps_fn = make_eps_fn(model, visual.to(model.dtype).expand(b, -1, -1, -1), tokens.expand(b, -1, -1), cfg)
     scheduler = model.sampling_scheduler(steps)
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    latents = randn_tensor((1, c, k, h, w), generator=generator, device=device, dtype=torch.float32)
+    generator = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+    latents = randn_tensor((b, c, k, h, w), generator=generator, device=model.device, dtype=torch.float32)
     latents = latents * scheduler.init_noise_sigma
     decoder = None
     scale = loop_scale(cfg_model.flow_size)
@@ -214,7 +266,7 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
             latents, _ = loop_guidance.step(scheduler, latents, i, eps_fn, decoder, generator=generator, scale=scale,
                                             check=lambda done=i: report(progress, done, total), eta=eta)
         report(progress, i + 1, total)
-    return torch.cat([visual, latents[0].transpose(0, 1)]).float()
+    return latents
 
 
 # ================================================================================================ transfer

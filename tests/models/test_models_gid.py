@@ -1,6 +1,7 @@
 """GID motion prior: configs, VAE, frequency-coordinated U-Net, checkpoints, sampling, loop guidance (CPU, tiny)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -19,11 +20,12 @@ from imagedynamics.models.gid import (
     gid_endpoint_decoder,
     multiscale_gradient_loss,
     resize_spectrum,
+    sample_spectra,
     sample_spectral_volume,
     sample_spectrum,
     vae_loss,
 )
-from imagedynamics.models.guidance import LoopGuidance, loop_loss, renoise
+from imagedynamics.models.guidance import LoopGuidance, loop_loss, loop_losses, renoise
 from imagedynamics.ops.progress import Interrupted
 from imagedynamics.ops.spectral import spectrum_to_motion
 
@@ -330,18 +332,19 @@ def test_endpoint_decoder_matches_full_inverse(model):
     torch.manual_seed(3)
     x0 = torch.randn(TINY.num_frequencies, 4, *TINY.latent_size)
     times = LoopGuidance().endpoint_times(TINY.num_frames)
-    first, first_next, last, last_next = gid_endpoint_decoder(model, times)(x0)
+    first, first_next, last, last_next = gid_endpoint_decoder(model, times)(x0[None])
     from imagedynamics.ops.spectral import denormalize_spectrum
 
     full = spectrum_to_motion(denormalize_spectrum(model.decode(x0), model.stats), TINY.num_frames)
     # frames L = T and T + 1 of the periodic series are frames 0 and 1
     assert times.tolist() == [0, 1, TINY.num_frames, TINY.num_frames + 1]
     for got, frame in ((first, 0), (first_next, 1), (last, 0), (last_next, 1)):
-        assert torch.allclose(got, full[frame], atol=1e-4)
+        assert got.shape == (1, *full.shape[1:]) and torch.allclose(got[0], full[frame], atol=1e-4)
     half = LoopGuidance(num_frames=TINY.num_frames // 2).endpoint_times(TINY.num_frames)
-    ends = gid_endpoint_decoder(model, half)(x0)
+    ends = gid_endpoint_decoder(model, half)(torch.stack([x0, -x0]))  # a batch of two: each decoded as alone
+    opposite = spectrum_to_motion(denormalize_spectrum(model.decode(-x0), model.stats), TINY.num_frames)
     for got, frame in zip(ends, (0, 1, TINY.num_frames // 2, TINY.num_frames // 2 + 1)):
-        assert torch.allclose(got, full[frame], atol=1e-4)
+        assert torch.allclose(got[0], full[frame], atol=1e-4) and torch.allclose(got[1], opposite[frame], atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------- loop guidance
@@ -382,6 +385,39 @@ def test_guided_noise_descends_the_loop_loss():
     x0_new = (z - (1 - alpha_bar).sqrt() * eps_hat) / alpha_bar.sqrt()
     after = loop_loss(*ends(x0_new)).item()
     assert after < before
+
+
+def test_loop_losses_are_per_sample():
+    """A batch's loss is each sample's own (means over its own elements): a mean over the batch would be half
+    of each here."""
+    a = torch.zeros(2, 2, 3, 3)
+    off = torch.tensor([4.0, 0.0]).view(2, 1, 1, 1)
+    assert loop_losses(a, a + 1, a + off, a + 1 + 2 * off).tolist() == [4.0 + 4.0, 0.0]  # position 4, velocity 8 - 4
+    assert loop_losses(a[:1], a[:1] + 1, a[:1] + 3, a[:1] + 6).item() == loop_loss(a, a + 1, a + 3, a + 6).item()
+    with pytest.raises(ValueError, match="one shape"):
+        loop_losses(a, a, a, a[0])
+
+
+def test_a_batch_is_guided_as_each_sample_alone(model, image):
+    """sample_spectra over seeds (3, 5) gives each seed's sample alone (same noise, re-noising and eta noise
+    from each seed's own generator; DDIM eta 0.5, so the step draws noise too), with loop guidance and
+    classifier-free guidance on: the loss is summed
+    over the batch's samples, not averaged (which would halve u here), and nothing couples them. The
+    tolerance is float rounding of the batched networks; a guided sample at half the weight differs by far
+    more, and so does an unguided one."""
+    guidance, eta = LoopGuidance(weight=2000.0, num_frames=TINY.num_frames // 2, cfg_w=1.0), 0.5
+    batch = sample_spectra(model, image, num_steps=2, seeds=[3, 5], loop_guidance=guidance, eta=eta)
+    alone = torch.stack([sample_spectrum(model, image, num_steps=2, seed=s, loop_guidance=guidance, eta=eta)
+                         for s in (3, 5)])
+    assert batch.shape == (2, TINY.num_frequencies, 2, *image.shape[-2:])
+    assert torch.allclose(batch, alone, atol=1e-4, rtol=1e-4), float((batch - alone).abs().max())
+    halved = sample_spectrum(model, image, num_steps=2, seed=5, eta=eta,
+                             loop_guidance=dataclasses.replace(guidance, weight=1000.0))
+    plain = sample_spectrum(model, image, num_steps=2, seed=5, guidance_scale=1.0, eta=eta)
+    assert float((halved - alone[1]).abs().max()) > 100 * 1e-4 * float(alone[1].abs().max())
+    assert float((plain - alone[1]).abs().max()) > 100 * 1e-4 * float(alone[1].abs().max())
+    with pytest.raises(ValueError, match="at least one seed"):
+        sample_spectra(model, image, num_steps=1, seeds=[])
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from imagedynamics.models.lvmm import (
     interpolate_time,
     latents_to_motion,
     render_with_lvmm,
+    sample_latent_batch,
     sample_latent_motion,
     sample_latents,
     transfer_latents,
@@ -170,6 +171,26 @@ def test_a_raising_progress_callback_stops_sampling_within_a_step(long_video):
         hook.remove()
     assert seen == [0, 1, 2]
     assert len(calls) == 2  # two denoiser steps, none after the interrupt
+
+
+def test_a_batch_of_trajectories_is_guided_as_each_alone():
+    """sample_latent_batch over seeds (3, 5) gives each seed's trajectory alone (noise from each seed's own
+    generator; DDIM eta 0.5, so the step draws noise too), with loop guidance and classifier-free guidance on:
+    the loss is summed over the samples, not averaged (which would halve u here), and nothing couples them.
+    Tolerance: float rounding of the batched networks; half the weight, or no guidance, differs by far more."""
+    model = LVMM(LVMMConfig.preset("tiny")).eval().requires_grad_(False)
+    image = picture("astronaut", long_side=64)
+    guidance, eta = LoopGuidance(weight=2000.0, num_frames=3, cfg_w=1.0), 0.5
+    batch = sample_latent_batch(model, image, seeds=[3, 5], steps=3, loop_guidance=guidance, eta=eta)
+    alone = torch.stack([sample_latents(model, image, steps=3, seed=s, loop_guidance=guidance, eta=eta)
+                         for s in (3, 5)])
+    assert batch.shape == (2, model.config.num_frames + 1, model.config.latent_channels, *model.config.latent_size)
+    assert torch.allclose(batch, alone, atol=1e-4, rtol=1e-4), float((batch - alone).abs().max())
+    halved = sample_latents(model, image, steps=3, seed=5, eta=eta,
+                            loop_guidance=dataclasses.replace(guidance, weight=1000.0))
+    plain = sample_latents(model, image, steps=3, seed=5, cfg=1.0, eta=eta)
+    for other in (halved, plain):
+        assert float((other - alone[1]).abs().max()) > 100 * 1e-4 * float(alone[1].abs().max())
 
 
 def test_an_interrupt_during_a_guided_step_stops_it_before_its_next_model_call():
