@@ -427,41 +427,46 @@ def test_motion_transfer_moves_the_target_with_the_source(trained):
 
 
 def test_loop_guidance_closes_the_loop_without_a_hold(trained):
-    """The family's default u against no guidance on the tiny LVMM (K = 4: a loop of L = 3 frames, 5 sampled),
-    same three seeds, 10 DDIM steps, measured on the motion and on frames rendered from it (``tests/loop_priors.py``).
+    """Issue 17's three targets on the tiny LVMM (K = 4: a loop of L = 3 frames, 5 sampled): u = 1200 with 20
+    DDIM steps x 4 passes against no guidance at 20 steps, six noise draws (seeds 0-5) sampled as one batch
+    each (``sample_latent_batch``: each draw is its seed's trajectory alone, the batch only makes it cheaper),
+    measured on the motion and on frames rendered from it (``tests/loop_priors.py``): wrap step 0.5-1.5x the
+    mean step, at least 0.8 of the unguided amplitude, a gap at least 5x smaller.
 
     The loop plays frames 0 .. L - 1; the sampled frames L and L + 1 are pulled towards frames 0 and 1, then
     dropped, so the wrap step is an ordinary step (the old target, frame L - 1 = frame 0, made the last played
-    frame a duplicate of the first). This prior is trained on camera pans, which never loop: guidance closes the
-    seam only part of the way (about 2x smaller gap, bench/RESULTS.md "Loop guidance on the tiny priors"). A tiny
-    LVMM trained on pictures under a periodic sway that loops at L = 3 for half the clips
-    (``loop_priors.write_sway_clips``) does better (3.8x at u = 200, 5.7-6.5x at u = 400) but meets issue 17's
-    targets at no weight, and needs 240 s of training: measured in the bench, not here."""
+    frame a duplicate of the first). Measured (bench/RESULTS.md "Loop guidance on the tiny priors", 2026-12-04
+    rows): wrap 1.21 / 1.22 (motion / frames), amplitude 0.88 / 0.96, gap 10.5x / 7.7x smaller; on seeds 6-11
+    1.02 / 1.05, 1.08 / 1.10, 7.6x / 6.4x. This prior is trained on camera pans, which never loop; at the
+    default u = 200 and 10 x 2 guidance closes the seam only 2.4x / 2.2x (0.86 / 0.87 of the motion kept), and
+    more passes at u = 200 lose motion (20 x 8: 0.67 / 0.70); u = 1000-1600 at 20 x 4 meets all three."""
     import loop_priors
 
     model = trained[3]
     image = picture("astronaut", long_side=64)
     textured = loop_priors.textured_picture(64, 64)
     length = model.config.num_frames - 1
-    guidance = LoopGuidance(cfg_w=None)
-    plain, looped = [], []
-    for seed in range(3):
-        for out, loop in ((plain, None), (looped, guidance)):
-            latents = sample_latents(model, image, length + 1, steps=10, seed=seed,
-                                     loop_guidance=None if loop is None else dataclasses.replace(loop,
-                                                                                                 num_frames=length))
+    guidance = LoopGuidance(weight=1200.0, recurrences=4, cfg_w=None, num_frames=length)
+    seeds = list(range(6))
+    runs = {}
+    for name, loop in (("plain", None), ("looped", guidance)):
+        batch = sample_latent_batch(model, image, seeds, length + 1, steps=20, loop_guidance=loop)
+        runs[name] = []
+        for latents in batch:
             displacement = latents_to_motion(model, latents, (64, 64)).displacement
-            out.append(loop_priors.loop_and_frames(displacement[:length], displacement[length:], textured))
-    motion = sample_latent_motion(model, image, steps=10, seed=2, loop_guidance=guidance)
+            runs[name].append(loop_priors.loop_and_frames(displacement[:length], displacement[length:], textured))
+    plain, looped = runs["plain"], runs["looped"]
+    motion = sample_latent_motion(model, image, steps=20, seed=seeds[-1],
+                                  loop_guidance=dataclasses.replace(guidance, num_frames=None))
     assert motion.loops and motion.num_frames == length  # the two frames after the loop are dropped
-    assert torch.allclose(motion.displacement, displacement[:length], atol=1e-5)
+    assert torch.allclose(motion.displacement, displacement[:length], atol=1e-3)  # the batch's last draw, alone
     for where in (0, 1):  # motion, rendered frames
         def mean(runs, key, where=where):
             return sum(run[where][key] for run in runs) / len(runs)
 
         assert 0.5 <= mean(looped, "wrap_ratio") <= 1.5, looped
         assert mean(looped, "amplitude") >= 0.8 * mean(plain, "amplitude"), (plain, looped)
-        assert mean(looped, "gap") * 1.5 <= mean(plain, "gap"), (plain, looped)
+        assert mean(looped, "gap") * 5 <= mean(plain, "gap"), (plain, looped)
 
 
 def test_long_video_phased_sampling_beyond_the_trained_length(trained):
