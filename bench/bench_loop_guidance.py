@@ -1,8 +1,10 @@
 """Benchmark: loop guidance on the tiny GID and LVMM priors the tests train, a sweep of u over seeds.
 
 For every weight u (0 = no guidance, the reference of every ratio, sampled in the same run with the same
-seeds) and every seed, the sampled motion's played loop (frames 0 .. L - 1, then 0 again) is measured on the
-motion and on frames rendered from it with the pack's softmax-splatting renderer on a textured picture
+seeds) and every seed (sampled as one batch, ``gid.sample_spectra`` / ``lvmm.sample_latent_batch``: each
+sample is its seed's alone, up to float rounding, at little more than one sample's cost; one at a time with a
+``--root`` that has no batched samplers), the sampled motion's played loop (frames 0 .. L - 1, then 0 again) is
+measured on the motion and on frames rendered from it with the pack's softmax-splatting renderer on a textured picture
 (``tests/loop_priors.py``):
 
 * wrap ratio: the wrap step (L - 1 -> 0) over the mean of the other steps (1 = ordinary, ~0 = a hold);
@@ -19,7 +21,7 @@ on pictures under a periodic sway (``--lvmm-prior sway``: ``loop_priors.write_sw
 ``--root`` measures another checkout (e.g. main before a change; its own loop guidance target and weights,
 given without the family defaults: u as that code reads it).
 
-    .venv/bin/python bench/bench_loop_guidance.py [--family gid,lvmm] [--seeds 3] [--steps 10]
+    .venv/bin/python bench/bench_loop_guidance.py [--family gid,lvmm] [--seeds 3] [--first-seed 0] [--steps 10]
         [--recurrences 2] [--gid-prior loops|sway] [--gid-lengths 1,2] [--lvmm-prior pans|sway]
         [--lvmm-train 100,40,0,40]
         [--gid-weights 0,50,100,200,400,800] [--lvmm-weights 0,200,800,3200] [--cache DIR] [--root PATH]
@@ -45,6 +47,11 @@ def _setup(root: pathlib.Path) -> None:
     sys.modules["imagedynamics"] = package
 
 
+def _seeds(args) -> list[int]:
+    """The seeds of a run: ``--seeds`` of them from ``--first-seed`` on (sampled as one batch)."""
+    return list(range(args.first_seed, args.first_seed + args.seeds))
+
+
 def _summary(rows: list[dict], plain: list[dict]) -> str:
     def mean(runs, where, key):
         return sum(run[where][key] for run in runs) / len(runs)
@@ -64,8 +71,13 @@ def _summary(rows: list[dict], plain: list[dict]) -> str:
 def bench_gid(args, weights: list[float]) -> None:
     import loop_priors
 
-    from imagedynamics.models.gid import sample_spectrum
+    from imagedynamics.models import gid
     from imagedynamics.models.guidance import LoopGuidance
+
+    def sample_spectra(model, image, seeds, **kwargs):  # one batch, or one at a time on an older --root
+        if hasattr(gid, "sample_spectra"):
+            return gid.sample_spectra(model, image, seeds=seeds, **kwargs)
+        return torch.stack([gid.sample_spectrum(model, image, seed=seed, **kwargs) for seed in seeds])
 
     cache = pathlib.Path(args.cache) / f"gid_{args.gid_prior}.pt" if args.cache else None
     start = time.perf_counter()
@@ -86,13 +98,12 @@ def bench_gid(args, weights: list[float]) -> None:
         plain = None
         for u in weights:
             start = time.perf_counter()
-            rows = []
-            for seed in range(args.seeds):
-                guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=0.0, num_frames=length,
-                                                                recurrences=args.recurrences)
-                coeffs = sample_spectrum(model, image, num_steps=args.steps, guidance_scale=0.0, seed=seed,
-                                         loop_guidance=guidance)
-                rows.append(loop_priors.loop_and_frames(*loop_priors.gid_loop(coeffs, period, length), textured))
+            guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=0.0, num_frames=length,
+                                                            recurrences=args.recurrences)
+            batch = sample_spectra(model, image, _seeds(args), num_steps=args.steps, guidance_scale=0.0,
+                                   loop_guidance=guidance)
+            rows = [loop_priors.loop_and_frames(*loop_priors.gid_loop(coeffs, period, length), textured)
+                    for coeffs in batch]
             plain = rows if u == 0 else plain
             print(f"GID L={length} u={u:g} ({time.perf_counter() - start:.0f} s): {_summary(rows, plain)}",
                   flush=True)
@@ -102,10 +113,15 @@ def bench_lvmm(args, weights: list[float]) -> None:
     import loop_priors
     from media import picture
 
+    from imagedynamics.models import lvmm
     from imagedynamics.models.guidance import LoopGuidance
-    from imagedynamics.models.lvmm import latents_to_motion, sample_latents
     from imagedynamics.models.registry import build_from_file
     from imagedynamics.train.lvmm import train_tiny_lvmm
+
+    def sample_latent_batch(model, image, seeds, frames, **kwargs):  # one batch, or one at a time (older --root)
+        if hasattr(lvmm, "sample_latent_batch"):
+            return lvmm.sample_latent_batch(model, image, seeds, frames, **kwargs)
+        return torch.stack([lvmm.sample_latents(model, image, frames, seed=seed, **kwargs) for seed in seeds])
 
     folder = pathlib.Path(args.cache) if args.cache else pathlib.Path(__import__("tempfile").mkdtemp())
     path = folder / f"lvmm_{args.lvmm_prior}_{args.lvmm_train.replace(',', '-')}.safetensors"
@@ -125,11 +141,11 @@ def bench_lvmm(args, weights: list[float]) -> None:
     for u in weights:
         start = time.perf_counter()
         rows = []
-        for seed in range(args.seeds):
-            guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=None, num_frames=length,
-                                                                recurrences=args.recurrences)
-            latents = sample_latents(model, image, length + 1, steps=args.steps, seed=seed, loop_guidance=guidance)
-            displacement = latents_to_motion(model, latents, image.shape[-2:]).displacement
+        guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=None, num_frames=length,
+                                                    recurrences=args.recurrences)
+        batch = sample_latent_batch(model, image, _seeds(args), length + 1, steps=args.steps, loop_guidance=guidance)
+        for latents in batch:
+            displacement = lvmm.latents_to_motion(model, latents, image.shape[-2:]).displacement
             rows.append(loop_priors.loop_and_frames(displacement[:length], displacement[length:length + 2],
                                                     textured))
         plain = rows if u == 0 else plain
@@ -140,6 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="gid,lvmm")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--recurrences", type=int, default=2, help="loop guidance passes per step")
     parser.add_argument("--gid-prior", choices=("loops", "sway"), default="loops")
@@ -154,7 +171,8 @@ def main() -> None:
     args = parser.parse_args()
     _setup(pathlib.Path(args.root).resolve())
     torch.set_num_threads(1)  # tiny models: one thread is faster on a shared machine, and deterministic
-    print(f"torch {torch.__version__}, {args.seeds} seeds, {args.steps} DDIM steps, code from {args.root}")
+    print(f"torch {torch.__version__}, seeds {_seeds(args)} (one batch), {args.steps} DDIM steps x "
+          f"{args.recurrences} passes, code from {args.root}")
     families = args.family.split(",")
     if "gid" in families:
         bench_gid(args, [float(u) for u in args.gid_weights.split(",")])
