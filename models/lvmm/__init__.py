@@ -31,6 +31,7 @@ from .model import LVMM, build_lvmm, resize_image
 from .predictor import MotionFlowPredictor, region_equivariance_loss
 from .renderer import NeuralRenderer
 from .sampler import (
+    LOOP_RELATIVE,
     LOOP_WEIGHT,
     backward_to_displacement,
     decode_trajectory,
@@ -55,7 +56,7 @@ __all__ = [
     "EncoderConfig", "LVMMConfig", "MotionVAEConfig", "PredictorConfig", "RendererConfig", "conventions",
     "ConditionEncoder", "MotionDenoiser", "LVMM", "build_lvmm", "resize_image", "MotionFlowPredictor",
     "region_equivariance_loss", "NeuralRenderer", "backward_to_displacement",
-    "decode_trajectory", "displacement_to_backward", "interpolate_time", "latents_to_motion", "LOOP_WEIGHT", "loop_scale",
+    "decode_trajectory", "displacement_to_backward", "interpolate_time", "latents_to_motion", "LOOP_RELATIVE", "LOOP_WEIGHT", "loop_scale",
     "lvmm_endpoint_decoder", "make_eps_fn", "render_with_lvmm", "sample_latent_batch", "sample_latent_motion", "sample_latents",
     "scale_motion_latents", "source_latents", "transfer_latents", "build_motion_vae", "motion_vae_loss",
     "multiscale_gradient_loss",

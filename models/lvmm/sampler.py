@@ -15,7 +15,8 @@ lands, holes filled) and resized to the picture with vectors scaled per axis.
   ``decode_to_endpoints``, which decodes only frames 1, L and L + 1 of the x0-estimate; frames L and L + 1
   (the guided repeats of frames 0 and 1) are then dropped, so the motion is the L-frame loop 0 .. L - 1 whose
   wrap step is an ordinary step. Its weight None means
-  :data:`LOOP_WEIGHT`, scaled by :func:`loop_scale`.
+  :data:`LOOP_WEIGHT`, scaled by :func:`loop_scale`; its ``relative`` None means :data:`LOOP_RELATIVE` (the
+  paper's plain Eq. 6; with ``relative=True`` all of frames 1 .. L + 1 are decoded, for the loop's amplitude).
 * **Motion transfer** (Fig. 4): ``transfer_from`` = frames of another clip ([T, 3, H, W], frame 0 its I0), a
   latent trajectory ([T, C, h, w], e.g. ``Motion.latent.latents`` of another picture's sample), or
   such a ``Motion``. Its motion component u'_k = z'_k - z'_0 drives this picture: z_k = v + u'_k. No
@@ -81,6 +82,10 @@ def make_eps_fn(model: LVMM, visual: torch.Tensor, tokens: torch.Tensor, guidanc
 LOOP_WEIGHT = 200.0
 """LVMM's default loop guidance weight u (at the 128 x 128 flow of a 512 x 512 frame; see :func:`loop_scale`)."""
 
+LOOP_RELATIVE = False
+"""LVMM's default loop loss: the paper's plain Eq. 6 (``LoopGuidance.relative`` None); the tiny pans prior meets
+issue 17's targets with it (bench/RESULTS.md)."""
+
 LOOP_REFERENCE_PIXELS = 128 * 128
 """The flow resolution at which u is unscaled (the paper's 512 x 512 pretraining: p in R^{128 x 128})."""
 
@@ -100,16 +105,17 @@ def loop_scale(flow_size: tuple[int, int]) -> float:
     return int(flow_size[0]) * int(flow_size[1]) / LOOP_REFERENCE_PIXELS
 
 
-def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) -> Callable:
+def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int, loop: bool = False) -> Callable:
     """decode_to_endpoints for :class:`LoopGuidance`: x0 [B, C, K, h, w] -> flows of frames 0, 1, L, L + 1 of
-    each of the B samples, each [B, 2, h, w].
+    each of the B samples, each [B, 2, h, w]; with ``loop`` (a relative loss) also the loop's frames
+    0 .. L - 1, [B, L, 2, h, w].
 
     The loop is frames 0 .. L - 1; frames L and L + 1, which must be frames 0 and 1 again, are latent frames
     L - 1 and L, so the trajectory needs K >= L + 1 latent frames. Frame 0 is z0 (decoded once: ``first_flow``
     [2, h, w] px, the same picture for every sample); frame j >= 1 is latent frame j - 1 of x0. Only the (at
     most three) latent frames the loss needs are decoded, differentiably, all samples' in one call. The flows
     are returned in units of the model's ``flow_scale`` (the VAE's normalisation), so that the guidance weight
-    does not depend on how much the training videos moved.
+    does not depend on how much the training videos moved. With ``loop`` every latent frame 0 .. L is decoded.
     """
     if length < 3:
         raise ValueError(f"the looping length must be >= 3 frames, got {length}")
@@ -120,14 +126,17 @@ def lvmm_endpoint_decoder(model: LVMM, first_flow: torch.Tensor, length: int) ->
             raise ValueError(f"a loop of {length} frames needs {length + 2} frames of trajectory, got "
                              f"{x0.shape[2] + 1}")
         b = x0.shape[0]
-        wanted = [1, length, length + 1]
+        wanted = list(range(1, length + 2)) if loop else [1, length, length + 1]
         latent_index = sorted({j - 1 for j in wanted})
         picked = x0[:, :, latent_index].transpose(1, 2)  # [B, n, C, h, w]
         flows, _ = model.decode_motion(picked.reshape(-1, *picked.shape[2:]))
         flows = (flows / scale).view(b, len(latent_index), *flows.shape[1:])
         by_frame = {j: flows[:, latent_index.index(j - 1)] for j in wanted}
         by_frame[0] = (first_flow.to(flows.dtype) / scale).expand(b, -1, -1, -1)
-        return by_frame[0], by_frame[1], by_frame[length], by_frame[length + 1]
+        ends = by_frame[0], by_frame[1], by_frame[length], by_frame[length + 1]
+        if loop:
+            return (*ends, torch.stack([by_frame[j] for j in range(length)], 1))
+        return ends
 
     return decode
 
@@ -249,13 +258,13 @@ def _denoise(model: LVMM, visual: torch.Tensor, tokens: torch.Tensor, k: int, st
     decoder = None
     scale = loop_scale(cfg_model.flow_size)
     if loop_guidance is not None:
-        loop_guidance = loop_guidance.with_default_weight(LOOP_WEIGHT)
+        loop_guidance = loop_guidance.with_defaults(LOOP_WEIGHT, LOOP_RELATIVE)
         first_flow, _ = model.decode_motion(visual)
         length = int(loop_guidance.num_frames or k - 1)
         if length + 1 > k:
             raise ValueError(f"LoopGuidance.num_frames = {length}: a loop of {length} frames needs {length + 2} "
                              f"frames of trajectory, got {k + 1}")
-        decoder = lvmm_endpoint_decoder(model, first_flow[0], length)
+        decoder = lvmm_endpoint_decoder(model, first_flow[0], length, loop=bool(loop_guidance.relative))
     total = len(scheduler.timesteps)
     report(progress, 0, total)
     for i, t in enumerate(scheduler.timesteps):

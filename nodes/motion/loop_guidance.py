@@ -7,6 +7,9 @@ from ..common import CATEGORY, DynGuidance, NodeInputError, checked_inputs
 
 NODE = "LoopGuidance"
 
+LOSSES = {"default": None, "relative": True, "plain": False}
+"""The ``loss`` input's options -> ``LoopGuidance.relative`` (None = the model family's measured default)."""
+
 
 class LoopGuidance(io.ComfyNode):
     @classmethod
@@ -21,7 +24,8 @@ class LoopGuidance(io.ComfyNode):
                 "and velocity, L1), and steers the noise prediction down that gradient with weight u * sigma, "
                 "re-noising and repeating the step (self-recurrence). The loop has no duplicated end frame and no "
                 "hold at the seam. Connect it to SpectralVolumeSampler (source 'model') or PredictLatentMotion. "
-                "A GID loop over the model's own period loops exactly without guidance (nothing to guide)."),
+                "A GID loop over the model's own period loops exactly without guidance (nothing to guide). The loss "
+                "can be made relative to the motion's amplitude, so that closing the seam does not shrink it."),
             inputs=[
                 io.Float.Input("weight", default=0.0, min=0.0, max=100000.0, step=1.0,
                                tooltip="u, the guidance weight; 0 = the model family's measured default. u is "
@@ -39,6 +43,12 @@ class LoopGuidance(io.ComfyNode):
                 io.Boolean.Input("through_denoiser", default=True,
                                  tooltip="Differentiate through the denoiser (universal guidance); off treats its "
                                  "prediction as constant (cheaper, weaker)."),
+                io.Combo.Input("loss", options=list(LOSSES), default="default",
+                               tooltip="plain: the paper's seam mismatch (GID Eq. 6), which is smallest for no "
+                               "motion and can shrink a draw that cannot loop to stillness; relative: the "
+                               "mismatch over the motion's own amplitude, so shrinking does not help and the "
+                               "sampler keeps the motion while closing the seam; default: the family's measured "
+                               "choice (GID relative, LVMM plain)."),
             ],
             outputs=[DynGuidance.Output("guidance", display_name="guidance",
                                         tooltip="The guidance settings for a sampler.")],
@@ -46,10 +56,13 @@ class LoopGuidance(io.ComfyNode):
 
     @classmethod
     @checked_inputs
-    def execute(cls, weight, recurrences, cfg, num_frames, through_denoiser) -> io.NodeOutput:
+    def execute(cls, weight, recurrences, cfg, num_frames, through_denoiser, loss="default") -> io.NodeOutput:
         from ...models.guidance import LoopGuidance as Guidance
 
         if num_frames and num_frames < 3:
             raise NodeInputError(NODE, "num_frames", "0 (the model's period) or at least 3", str(num_frames))
+        if loss not in LOSSES:
+            raise NodeInputError(NODE, "loss", " or ".join(LOSSES), str(loss))
         return io.NodeOutput(Guidance(weight=weight or None, recurrences=recurrences, cfg_w=cfg,
-                                      num_frames=num_frames or None, through_denoiser=through_denoiser))
+                                      num_frames=num_frames or None, through_denoiser=through_denoiser,
+                                      relative=LOSSES[loss]))

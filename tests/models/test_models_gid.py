@@ -25,7 +25,14 @@ from imagedynamics.models.gid import (
     sample_spectrum,
     vae_loss,
 )
-from imagedynamics.models.guidance import LoopGuidance, loop_loss, loop_losses, renoise
+from imagedynamics.models.guidance import (
+    LoopGuidance,
+    loop_amplitude,
+    loop_loss,
+    loop_losses,
+    relative_loop_losses,
+    renoise,
+)
 from imagedynamics.ops.progress import Interrupted
 from imagedynamics.ops.spectral import spectrum_to_motion
 
@@ -345,6 +352,14 @@ def test_endpoint_decoder_matches_full_inverse(model):
     opposite = spectrum_to_motion(denormalize_spectrum(model.decode(-x0), model.stats), TINY.num_frames)
     for got, frame in zip(ends, (0, 1, TINY.num_frames // 2, TINY.num_frames // 2 + 1)):
         assert torch.allclose(got[0], full[frame], atol=1e-4) and torch.allclose(got[1], opposite[frame], atol=1e-4)
+    # a relative loss needs the loop's frames too: times 0 .. L + 1, and the loop 0 .. L - 1 as a fifth element
+    relative = LoopGuidance(num_frames=TINY.num_frames // 2, relative=True).endpoint_times(TINY.num_frames)
+    assert relative.tolist() == list(range(TINY.num_frames // 2 + 2))
+    *ends, loop = gid_endpoint_decoder(model, relative)(x0[None])
+    assert loop.shape == (1, TINY.num_frames // 2, *full.shape[1:])
+    assert torch.allclose(loop[0], full[:TINY.num_frames // 2], atol=1e-4)
+    for got, frame in zip(ends, (0, 1, TINY.num_frames // 2, TINY.num_frames // 2 + 1)):
+        assert torch.allclose(got[0], full[frame], atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------- loop guidance
@@ -396,6 +411,50 @@ def test_loop_losses_are_per_sample():
     assert loop_losses(a[:1], a[:1] + 1, a[:1] + 3, a[:1] + 6).item() == loop_loss(a, a + 1, a + 3, a + 6).item()
     with pytest.raises(ValueError, match="one shape"):
         loop_losses(a, a, a, a[0])
+
+
+def _sway(scale: torch.Tensor, length: int = 8) -> tuple[torch.Tensor, ...]:
+    """A 1-cycle-per-16-frames sway anchored at frame 0, cos(2 pi t / 16) - 1, times ``scale`` (a scalar
+    tensor): frames 0 .. L + 1 [1, L + 2, 2, 3, 3] px. At L = 8 it is half a cycle on at frame L: the seam is
+    open (position 2 px, velocity 2 (1 - cos(pi / 8)) px)."""
+    t = torch.arange(length + 2, dtype=torch.float32).view(1, -1, 1, 1, 1)
+    motion = scale * (torch.cos(2 * math.pi * t / 16) - 1).expand(1, -1, 2, 3, 3)
+    return motion[:, 0], motion[:, 1], motion[:, length], motion[:, length + 1], motion[:, :length]
+
+
+def test_relative_loop_loss_does_not_reward_shrinking_the_motion():
+    """GID Eq. 6 falls in proportion when a motion and its seam gap are scaled down together (its trivial
+    minimiser is no motion); the relative loss L_g sg(A) / A has the same value but no gradient along that
+    scaling, so descending it cannot shrink the motion to close the seam. Its gradient is Eq. 6's minus
+    L_g / A times the amplitude's."""
+    scale = torch.tensor(1.0, requires_grad=True)
+    *ends, loop = _sway(scale)
+    plain = loop_losses(*ends)
+    amplitude = loop_amplitude(loop)
+    relative = relative_loop_losses(plain, amplitude, eps=0.0)
+    assert plain.item() == pytest.approx(2.0 + 2 * (1 - math.cos(math.pi / 8)), rel=1e-5)
+    assert relative.item() == pytest.approx(plain.item(), rel=1e-6)  # the same value (pixels): u keeps its meaning
+    (d_plain,) = torch.autograd.grad(plain.sum(), scale, retain_graph=True)
+    (d_relative,) = torch.autograd.grad(relative.sum(), scale)
+    assert d_plain.item() == pytest.approx(plain.item(), rel=1e-5)  # d/dc of c L_g: shrinking lowers Eq. 6
+    assert abs(d_relative.item()) < 1e-6 * plain.item()  # L_g / A is scale-invariant: no pull towards stillness
+    for c in (0.5, 0.1, 0.01):  # the ratio itself stays put however far the motion shrinks
+        *ends_c, loop_c = _sway(torch.tensor(c))
+        ratio = relative_loop_losses(loop_losses(*ends_c), loop_amplitude(loop_c), 0.0) / loop_amplitude(loop_c)
+        assert ratio.item() == pytest.approx((relative / amplitude).item(), rel=1e-3)
+    # a closed seam (a whole cycle at L = 16) has no loss and no push on its amplitude
+    scale = torch.tensor(1.0, requires_grad=True)
+    *ends, loop = _sway(scale, 16)
+    closed = relative_loop_losses(loop_losses(*ends), loop_amplitude(loop))
+    assert closed.item() < 1e-6 and abs(torch.autograd.grad(closed.sum(), scale)[0].item()) < 1e-5
+    assert loop_amplitude(loop).item() == pytest.approx(2 / math.pi, rel=0.05)  # mean |sin| over a cycle
+    with pytest.raises(ValueError, match="one shape"):
+        relative_loop_losses(plain, amplitude[None])
+    with pytest.raises(ValueError, match="fifth element"):
+        LoopGuidance(relative=True).sample_losses(tuple(ends))
+    guidance = LoopGuidance().with_defaults(200.0, True)
+    assert (guidance.weight, guidance.relative) == (200.0, True)
+    assert LoopGuidance(weight=5.0, relative=False).with_defaults(200.0, True).relative is False
 
 
 def test_a_batch_is_guided_as_each_sample_alone(model, image):
@@ -453,18 +512,19 @@ def test_a_loop_over_the_period_is_seamless_without_a_hold(oscillation_prior):
 
 def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prior):
     """A loop of T / 2 = 8 frames from the same prior (two thirds of its sways do not repeat in 8 frames): the
-    family's default u against no guidance, eight noise draws (seeds 0-7) sampled as one batch each
-    (``sample_spectra``: each draw is its seed's sample alone, the batch only makes it cheaper), 10 DDIM steps
-    with GID's 2 passes each, w = 0 (only the guidance differs); measured on the motion and on rendered frames.
+    family's default loop guidance (u = 200, the relative loss) against no guidance, eight noise draws (seeds
+    0-7) sampled as one batch each (``sample_spectra``: each draw is its seed's sample alone, the batch only
+    makes it cheaper), 10 DDIM steps with GID's 2 passes each, w = 0 (only the guidance differs); measured on
+    the motion and on rendered frames.
 
-    Issue 17's seam targets hold: the gap (frame L against frame 0, velocity out of frame L against out of
-    frame 0) is far more than 5x smaller than unguided (49x / 43x measured on motion / frames) and the wrap
-    step is an ordinary step (0.78; no hold: the old target gave 0.1-0.3x). The amplitude target (>= 0.8 of
-    unguided) is not met by this prior at any setting measured (bench/RESULTS.md, 2026-12-04 rows): guidance
-    switches most draws to the prior's loop-compatible 2-cycle sway but shrinks one or two of eight to almost
-    no motion (0.65 / 0.61 kept here; 50 x 6 passes, which kept 0.87 / 0.81 with a prior trained on another
-    torch build, keeps 0.52 / 0.48 over seeds 0-5 with the prior this test trains), so this asserts what is
-    shown."""
+    Issue 17's three targets, on the means over the draws: the gap (frame L against frame 0, velocity out of
+    frame L against out of frame 0) at least 5x smaller than unguided (25x / 18x measured on motion / frames),
+    the wrap step an ordinary step, 0.5-1.5x the mean step (0.56 / 0.56: this prior's sways are slow near
+    frame 0, unguided at L = T too; the old target gave a hold, 0.1-0.3x), and at least 0.8 of the unguided
+    motion (1.29 / 1.20). The amplitude needs the relative loss: the paper's plain Eq. 6 is smallest for no
+    motion and shrank one or two draws in six to stillness (0.65 / 0.61 kept over these seeds; bench/RESULTS.md,
+    2026-12-04). The upper bound catches a loss that buys its ratio by inflating the motion (dividing by A
+    twice kept 2-2.5x)."""
     model, image, _ = oscillation_prior
     T = model.config.num_frames
     length = T // 2
@@ -481,4 +541,5 @@ def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prio
 
         assert 0.5 <= mean(looped, "wrap_ratio") <= 1.5, looped
         assert mean(looped, "gap") * 5 <= mean(plain, "gap"), (plain, looped)
-        assert mean(looped, "amplitude") >= 0.5 * mean(plain, "amplitude"), (plain, looped)
+        assert 0.8 * mean(plain, "amplitude") <= mean(looped, "amplitude") <= 1.6 * mean(plain, "amplitude"), (
+            plain, looped)

@@ -193,6 +193,36 @@ def test_a_batch_of_trajectories_is_guided_as_each_alone():
         assert float((other - alone[1]).abs().max()) > 100 * 1e-4 * float(alone[1].abs().max())
 
 
+def test_relative_loop_guidance_decodes_the_whole_loop():
+    """With ``LoopGuidance.relative`` the decoder also returns the loop's frames 0 .. L - 1 (for the loop's
+    amplitude), the same flows the plain decoder gives where both decode; LVMM's default stays the paper's plain
+    Eq. 6 (``lvmm.LOOP_RELATIVE``; the relative loss opened the pans prior's seam, bench/RESULTS.md), and the
+    relative loss guides differently."""
+    model = LVMM(LVMMConfig.preset("tiny")).eval().requires_grad_(False)
+    generator = torch.Generator().manual_seed(0)
+    c, k, (h, w) = model.config.latent_channels, model.config.num_frames, model.config.latent_size
+    x0 = torch.randn(2, c, k, h, w, generator=generator)
+    first = torch.randn(2, *model.config.flow_size, generator=generator)
+    plain = lvmm.lvmm_endpoint_decoder(model, first, 3)(x0)
+    *ends, loop = lvmm.lvmm_endpoint_decoder(model, first, 3, loop=True)(x0)
+    assert len(plain) == 4 and loop.shape == (2, 3, 2, *model.config.flow_size)
+    for a, b in zip(plain, ends):
+        assert torch.allclose(a, b, atol=1e-5)
+    middle, _ = model.decode_motion(x0[:, :, 1])  # frame 2 = latent frame 1, in units of flow_scale
+    for j, frame in enumerate((plain[0], plain[1], middle / model.config.flow_scale)):
+        assert torch.allclose(loop[:, j], frame, atol=1e-5)
+    assert lvmm.LOOP_RELATIVE is False
+    image = picture("astronaut", long_side=64)
+    guidance = LoopGuidance(weight=2000.0, num_frames=3, cfg_w=1.0)
+    default = sample_latent_batch(model, image, seeds=[3], steps=2, loop_guidance=guidance)
+    explicit = sample_latent_batch(model, image, seeds=[3], steps=2,
+                                   loop_guidance=dataclasses.replace(guidance, relative=False))
+    relative = sample_latent_batch(model, image, seeds=[3], steps=2,
+                                   loop_guidance=dataclasses.replace(guidance, relative=True))
+    assert torch.equal(default, explicit)
+    assert float((relative - default).abs().max()) > 1e-3 * float(default.abs().max())
+
+
 def test_an_interrupt_during_a_guided_step_stops_it_before_its_next_model_call():
     """With loop guidance a step is two passes (forward, backward, re-noise, again): an interrupt that arrives
     while step 2's first forward runs stops the sampler there, before its backward and second pass."""
