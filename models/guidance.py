@@ -35,12 +35,13 @@ Decisions the papers leave open, as made here:
       cannot loop at L (a sway of the wrong period), the pull shrinks it to stillness instead of moving it to
       a mode that loops (measured on the tiny GID prior: one or two draws in six end with 0.00-0.06 of their
       motion). ``relative=True`` divides each sample's L_g by A = mean_t |F_t - mean_t F| over the loop's
-      frames 0 .. L - 1 (its own amplitude, pixels), so scaling a motion down scales its loss by nothing, and
-      multiplies by A with the gradient stopped (sg), so the value is still L_g (pixels) and u and s keep
-      their meaning: grad = grad L_g - (L_g / A) grad A, the Eq. 6 pull plus a push to keep moving that fades
-      as the seam closes (:func:`relative_loop_losses`). The decoder then returns the loop's frames as well
-      (frames 0 .. L + 1). ``relative=False`` is the paper's plain Eq. 6. Dividing by a detached A (only a
-      larger u where the motion is small) was measured and does not close the seam (bench/RESULTS.md).
+      frames 0 .. L - 1 (its own amplitude, pixels), so scaling a motion and its gap down together leaves
+      L_g / A as it is, and multiplies by A with the gradient stopped (sg), so the value is still L_g
+      (pixels) and u and s keep their meaning: grad = grad L_g - (L_g / A) grad A, the Eq. 6 pull plus a push
+      to keep moving that fades as the seam closes (:func:`relative_loop_losses`). The decoder then returns
+      the loop's frames as well (frames 0 .. L + 1). ``relative=False`` is the paper's plain Eq. 6. Dividing
+      by a detached A (only a larger u where the motion is small) was measured and does not close the seam
+      (bench/RESULTS.md).
     * The gradient goes through the denoiser (x0 depends on z_n through eps as well), as in universal
       guidance's forward guidance. ``through_denoiser=False`` treats eps as a constant (cheaper: no backward
       through the U-Net, gradient = dL/dx0 / sqrt(alpha_bar_n)).
