@@ -514,24 +514,26 @@ def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prio
     """A loop of T / 2 = 8 frames from the same prior (two thirds of its sways do not repeat in 8 frames): the
     family's default loop guidance (u = 200, the relative loss) against no guidance, eight noise draws (seeds
     0-7) sampled as one batch each (``sample_spectra``: each draw is its seed's sample alone, the batch only
-    makes it cheaper), 10 DDIM steps with GID's 2 passes each, w = 0 (only the guidance differs); measured on
-    the motion and on rendered frames.
+    makes it cheaper), 10 DDIM steps with 4 passes each, w = 0 (only the guidance differs); measured on the
+    motion and on rendered frames.
 
     Issue 17's three targets, on the means over the draws: the gap (frame L against frame 0, velocity out of
-    frame L against out of frame 0) at least 5x smaller than unguided (25x / 18x measured on motion / frames),
-    the wrap step an ordinary step, 0.5-1.5x the mean step (0.56 / 0.56: this prior's sways are slow near
+    frame L against out of frame 0) at least 5x smaller than unguided (94x / 74x measured on motion / frames),
+    the wrap step an ordinary step, 0.5-1.5x the mean step (0.56 / 0.59: this prior's sways are slow near
     frame 0, unguided at L = T too; the old target gave a hold, 0.1-0.3x), and at least 0.8 of the unguided
-    motion (1.29 / 1.20). The amplitude needs the relative loss: the paper's plain Eq. 6 is smallest for no
-    motion and shrank one or two draws in six to stillness (0.65 / 0.61 kept over these seeds; bench/RESULTS.md,
-    2026-12-04). The upper bound catches a loss that buys its ratio by inflating the motion (dividing by A
-    twice kept 2-2.5x)."""
+    motion (1.06 / 0.97). The amplitude needs the relative loss: the paper's plain Eq. 6 is smallest for no
+    motion and shrinks draws to stillness (same draws and setting: 0.56 / 0.53 kept; bench/RESULTS.md,
+    2026-12-04). 4 passes, not GID's 2: at 10 x 2 these draws pass too (25x / 18x, 1.29 / 1.20) but one draw in
+    eighteen is left unclosed and switched draws overshoot (up to 2.3x); at 10 x 4 every one of eighteen has an
+    ordinary wrap step (gap 90x / 70x over the eighteen). The upper bound catches a loss that buys its ratio
+    by inflating the motion (dividing by A twice kept 2-2.5x)."""
     model, image, _ = oscillation_prior
     T = model.config.num_frames
     length = T // 2
     textured = loop_priors.textured_picture(*image.shape[-2:])
     seeds = list(range(8))
     runs = {}
-    for name, loop in (("plain", None), ("looped", LoopGuidance(cfg_w=0.0, num_frames=length))):
+    for name, loop in (("plain", None), ("looped", LoopGuidance(cfg_w=0.0, num_frames=length, recurrences=4))):
         batch = sample_spectra(model, image, num_steps=10, guidance_scale=0.0, seeds=seeds, loop_guidance=loop)
         runs[name] = [loop_priors.loop_and_frames(*loop_priors.gid_loop(c, T, length), textured) for c in batch]
     plain, looped = runs["plain"], runs["looped"]
@@ -541,5 +543,5 @@ def test_loop_guidance_closes_a_half_period_loop_without_a_hold(oscillation_prio
 
         assert 0.5 <= mean(looped, "wrap_ratio") <= 1.5, looped
         assert mean(looped, "gap") * 5 <= mean(plain, "gap"), (plain, looped)
-        assert 0.8 * mean(plain, "amplitude") <= mean(looped, "amplitude") <= 1.6 * mean(plain, "amplitude"), (
+        assert 0.8 * mean(plain, "amplitude") <= mean(looped, "amplitude") <= 1.3 * mean(plain, "amplitude"), (
             plain, looped)
