@@ -37,10 +37,12 @@ LATENT_GAIN = 5.0 / 0.18215  # raw latents x SVD's 0.18215 have std ~1 (the text
 
 def textures(count: int, generator, waves: int = 6):
     """``count`` periodic RGB textures as sinusoid parameters: (k [count, 3, waves, 2] cycles per frame,
-    phase [count, 3, waves], amplitude [count, 3, waves])."""
+    phase [count, 3, waves], amplitude [count, 3, waves]). |k| <= SIZE / 32 per axis, so wavelengths stay >= 32 px
+    (4 latent pixels: above the stand-in VAE's Nyquist limit at any size)."""
     import torch
 
-    k = torch.randint(-2, 3, (count, 3, waves, 2), generator=generator).float()
+    top = max(1, SIZE // 32)
+    k = torch.randint(-top, top + 1, (count, 3, waves, 2), generator=generator).float()
     zero = (k == 0).all(-1)
     k[..., 0] = torch.where(zero, torch.ones_like(k[..., 0]), k[..., 0])
     phase = torch.rand(count, 3, waves, generator=generator) * 2 * math.pi
@@ -63,10 +65,11 @@ def render(tex, shifts):
     return (0.5 + waves.sum(3)).clamp(0, 1)
 
 
-def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0):
+def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0, rough: int = 0):
     """A training batch: ``frames`` [B, F, 3, S, S], ``flows`` [B, F - 1, 2, S, S] (true; with ``jitter`` each clip's
-    field scaled by a random factor in [2^-jitter, 2^jitter], so that only M_s tells the speed), ``strength`` [B]
-    M_s of the true flow."""
+    field scaled by a random factor in [2^-jitter, 2^jitter], so that only M_s tells the speed; with ``rough`` > 0
+    each clip's field is the rough field of 1 .. ``rough`` arrows sampled from its true flow, :func:`rough_flows`),
+    ``strength`` [B] M_s of the true flow."""
     import torch
 
     from imagedynamics.ops.motion_strength import motion_strength
@@ -77,12 +80,13 @@ def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0)
     v = torch.stack([angle.cos(), angle.sin()], 1) * speed[:, None]              # [B, 2]
     steps = torch.arange(FRAMES).float()
     moving = render(tex, v[:, None] * steps[None, :, None])                      # [B, F, 3, S, S]
-    still = render(tex, torch.zeros(count, FRAMES, 2))
+    still = render(tex, torch.zeros(count, 1, 2))                                # [B, 1, 3, S, S]
     mask = torch.ones(count, 1, 1, SIZE, SIZE)
     for i in range(count):
         if float(torch.rand((), generator=generator)) < region_share:  # a rectangle on the latent grid
-            h = int(torch.randint(3, 7, (), generator=generator)) * 8
-            w = int(torch.randint(3, 7, (), generator=generator)) * 8
+            low, high = max(2, 3 * LATENT // 8), 6 * LATENT // 8                  # 3 .. 6 cells at 64 px
+            h = int(torch.randint(low, high + 1, (), generator=generator)) * 8
+            w = int(torch.randint(low, high + 1, (), generator=generator)) * 8
             top = int(torch.randint(0, (SIZE - h) // 8 + 1, (), generator=generator)) * 8
             left = int(torch.randint(0, (SIZE - w) // 8 + 1, (), generator=generator)) * 8
             mask[i] = 0
@@ -92,7 +96,26 @@ def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0)
     strength = torch.stack([motion_strength(f) for f in flows])
     if jitter:
         flows = flows * 2.0 ** (jitter * (2 * torch.rand(count, 1, 1, 1, 1, generator=generator) - 1))
+    if rough:
+        flows = rough_flows(flows, rough, generator)
     return {"frames": frames, "flows": flows, "strength": strength, "fps": torch.full((count,), FPS)}
+
+
+def rough_flows(flows, arrows: int, generator):
+    """What a user's arrows give instead of the true flow, as T's training pairs make it
+    (``train.long_animation_data``): per clip 1 .. ``arrows`` arrows sampled from its flow (frame 0's; the clips
+    are static fields) and their Gaussian field (Eqs. 5-7, sigma 170 px at 512 px), whose length depends on how many
+    arrows there are and where, not on the speed alone. ``flows`` [B, F - 1, 2, S, S] px/frame -> the same shape."""
+    import torch
+
+    from imagedynamics.train.long_animation_data import rough_field, sample_arrows
+
+    out = torch.empty_like(flows)
+    for i in range(flows.shape[0]):
+        count = int(torch.randint(1, arrows + 1, (), generator=generator))
+        field = rough_field(sample_arrows(flows[i, 0], count, generator=generator), SIZE, SIZE)
+        out[i] = field[None]
+    return out
 
 
 def backbone(model, context: int):
@@ -133,16 +156,16 @@ def decode(latents):
 
 
 def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int, region_share: float = 0.5,
-          jitter: float = 0.0):
+          jitter: float = 0.0, rough: int = 0):
     """AdamW on ``trainee(batch)`` (SVD's objective) for ``steps``; returns the losses."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0, fused=True)  # fused: ~10 % of a step less
     losses = []
     for _ in range(steps):
-        loss, _ = trainee(batch(batch_size, generator, region_share, jitter))
+        loss, _ = trainee(batch(batch_size, generator, region_share, jitter, rough))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -190,13 +213,17 @@ def measure(model, holder, picture, field, strength: float, context_of, encode, 
 
 def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: float = 1e-3, lr: float = 1e-3,
          seeds: int = 2, threads: int = 1, joint: bool = False, jitter: float = 0.0, frames: int = FRAMES,
-         speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None) -> dict:
+         speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None, size: int = SIZE,
+         sampler_steps: int = 8, held_out_batches: int = 8, rough: int = 0, seed: int = 2) -> dict:
     """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
     SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
-    (module docstring; ``jitter``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
-    ``motion_input``: the additions' ``LongAnimationConfig.motion_input``, None = the config's default)."""
-    global FRAMES, SPEEDS
+    (module docstring; ``jitter``, ``rough``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
+    ``motion_input``: the additions' ``LongAnimationConfig.motion_input``, None = the config's default;
+    ``size``: frame side in px, a multiple of 16 (latents ``size / 8``); ``sampler_steps``: euler steps per
+    sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's)."""
+    global FRAMES, SPEEDS, SIZE, LATENT
     FRAMES, SPEEDS = int(frames), tuple(speeds)
+    SIZE, LATENT = int(size), int(size) // 8
     setup_host()
     import torch
     from tiny_svd import CONTEXT, tiny_svd
@@ -228,10 +255,10 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     if joint:
         unet.requires_grad_(True)
         params = params + list(unet.parameters())
-    result["losses"] = train(trainee, params, steps, lr, batch_size, seed=2, jitter=jitter)
+    result["losses"] = train(trainee, params, steps, lr, batch_size, seed=seed, jitter=jitter, rough=rough)
     unet.requires_grad_(False)
     result["train_s"] = time.perf_counter() - t0
-    result["held_out"] = held_out_losses(trainee)
+    result["held_out"] = held_out_losses(trainee, held_out_batches)
     trainee.remove()
     additions.eval()
     holder = ModelHolder(additions)
@@ -248,7 +275,8 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
         for i in range(seeds):
             field = torch.zeros(1, 2, SIZE, SIZE)
             field[:, 0], field[:, 1] = dx * speed, dy * speed
-            flows = measure(model, holder, pictures[i:i + 1], field, speed, svd.embed_image, svd.encode, seed=i)
+            flows = measure(model, holder, pictures[i:i + 1], field, speed, svd.embed_image, svd.encode, seed=i,
+                            steps=sampler_steps)
             vals.append(flows.mean((0, 2, 3)))
         mean = torch.stack(vals).mean(0)
         cos = float(mean[0] * dx + mean[1] * dy) / max(float(mean.norm()), 1e-9)
@@ -256,7 +284,7 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     bare = []
     for i in range(seeds):
         bare.append(measure(model, None, pictures[i:i + 1], None, 0.0, svd.embed_image, svd.encode,
-                            seed=i).mean((0, 2, 3)))
+                            seed=i, steps=sampler_steps).mean((0, 2, 3)))
     measured["bare"] = {"flow": [round(float(v), 3) for v in torch.stack(bare).mean(0)]}
     mags, along = {}, {}
     for factor in (0.5, 1.0, 2.0):
@@ -265,7 +293,7 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
             field = torch.zeros(1, 2, SIZE, SIZE)
             field[:, 0] = speed
             flows = measure(model, holder, pictures[i:i + 1], field, speed * factor, svd.embed_image, svd.encode,
-                            seed=i)
+                            seed=i, steps=sampler_steps)
             vals.append(float(flows.square().sum(1).sqrt().mean()))
             alongs.append(float(flows[:, 0].mean()))
         mags[str(factor)] = round(sum(vals) / len(vals), 3)
@@ -277,9 +305,11 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     for i in range(seeds):
         field = torch.zeros(1, 2, SIZE, SIZE)
         field[:, 0, :, :SIZE // 2] = speed
-        flows = measure(model, holder, pictures[i:i + 1], field, speed / 2, svd.embed_image, svd.encode, seed=i)
-        inside.append(flows[..., 4:-4, 4:SIZE // 2 - 8].mean((0, 2, 3)))
-        outside.append(flows[..., 4:-4, SIZE // 2 + 8:-4].mean((0, 2, 3)))
+        flows = measure(model, holder, pictures[i:i + 1], field, speed / 2, svd.embed_image, svd.encode, seed=i,
+                        steps=sampler_steps)
+        edge, gap = SIZE // 16, SIZE // 8                # 4 px from the frame's edge, 8 px from the arrow's (64 px)
+        inside.append(flows[..., edge:-edge, edge:SIZE // 2 - gap].mean((0, 2, 3)))
+        outside.append(flows[..., edge:-edge, SIZE // 2 + gap:-edge].mean((0, 2, 3)))
     inside, outside = torch.stack(inside).mean(0), torch.stack(outside).mean(0)
     measured["region"] = {"inside": [round(float(v), 3) for v in inside],
                           "inside_cos": round(float(inside[0]) / max(float(inside.norm()), 1e-9), 3),
@@ -287,6 +317,22 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     result["measure_s"] = time.perf_counter() - t0
     result["measured"] = measured
     return result
+
+
+def run(kwargs: dict, timeout: float = 900) -> dict:
+    """:func:`main` (``kwargs``) in a subprocess with one torch thread (ComfyUI's modules never enter the caller's
+    process); its result, or AssertionError with the end of its stderr."""
+    import os
+    import pathlib
+    import subprocess
+
+    here = pathlib.Path(__file__).resolve().parent
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(here / "long_animation_arrows.py"), json.dumps(kwargs)], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=here)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 if __name__ == "__main__":

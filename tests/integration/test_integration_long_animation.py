@@ -218,13 +218,9 @@ def test_the_arrow_harness_measures_the_patched_svd():
     steps): the held-out losses are finite and, with fresh (inert) additions, equal for the true, reversed and no
     field, and the four arrows' sampled motion is exactly the bare SVD's: what the bench reports after training is
     the additions' doing, and any drift the bare SVD has is in the bare row to compare with."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(HERE / "long_animation_arrows.py"),
-                           json.dumps({"base_steps": 0, "steps": 0, "seeds": 1})], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=HERE)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    from long_animation_arrows import run
+
+    result = run({"base_steps": 0, "steps": 0, "seeds": 1}, timeout=600)
     held = result["held_out"]
     assert held["true"] == held["reversed"] == held["zero"] and 0 < held["true"] < 100
     measured = result["measured"]
