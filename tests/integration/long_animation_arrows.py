@@ -1,14 +1,17 @@
 """Does a tiny long-animation model trained by the suite follow arrows? (issue 16) Shared by
-``bench/bench_long_animation_arrows.py`` and tests/integration/test_integration_long_animation.py (run as a
-subprocess there: ComfyUI's modules never enter the pytest process); prints one JSON object.
+``bench/bench_long_animation_arrows.py``, tests/integration/test_integration_long_animation.py and
+test_integration_long_animation_arrows.py (run as a subprocess there, :func:`run`: ComfyUI's modules never enter
+the pytest process); prints one JSON object.
 
-The pieces (all at 64 x 64 pixels, 8 x 8 latents, 5-frame clips):
+The pieces (by default at 64 x 64 pixels, 8 x 8 latents, 5-frame clips; :func:`main` takes the frame size, the
+clip length, the speeds and the training as options):
 
 - **Data**: synthetic translations of smooth periodic colour textures (a few integer-frequency sinusoids per
   channel, wavelengths 32-64 px, so a translation by any sub-pixel amount is exact and never runs out of
   content), either the whole frame panning or the texture flowing through a fixed rectangle (a cinemagraph-like
   region, the rest still), in a random direction at 2-6 px/frame (0.25-0.75 latent px/frame); the true flow
-  (v inside the moving region, 0 outside) is the conditioning field and M_s (Eq. 8) its mean length.
+  (v inside the moving region, 0 outside) is the conditioning field and M_s (Eq. 8) its mean length (options:
+  the field scaled at random, or the rough field of a few arrows sampled from it, with M_s still the true one).
 - **Stand-in VAE**: encode = the frame average-pooled 8 x 8 (RGB and grey: 4 channels, centred and scaled so
   that the latents x SVD's 0.18215 have a standard deviation near 1, as SVD's VAE gives), decode = its RGB
   channels upsampled bicubically; the CLIP-vision embedding a fixed random projection of the
@@ -16,7 +19,8 @@ The pieces (all at 64 x 64 pixels, 8 x 8 latents, 5-frame clips):
 - **Tiny SVD** (``tiny_svd.py``: ComfyUI's own SVD classes at 32 / 64 channels) given a video prior first
   (``base_steps`` of SVD's own objective on the same translations, every U-Net weight trained, no additions:
   the stand-in for the pretrained SVD a user has), then frozen while ``train.long_animation.VideoModelTrainee``
-  (the pack's training step: motion encoder, Eq. 4 attention, strength embedding, LoRA) trains the additions.
+  (the pack's training step: motion encoder, Eq. 4 attention, strength embedding, LoRA) trains the additions;
+  or (``joint``) no prior and every SVD weight trained with the additions (what the suite's test does).
 - **Measurement**: ComfyUI's own sampler (euler, karras, cfg 1) on the MODEL patched by the node's
   ``patch_svd``, the latents decoded, OpenCV DIS flow between consecutive decoded frames, its mean over a region.
 """
@@ -65,11 +69,13 @@ def render(tex, shifts):
     return (0.5 + waves.sum(3)).clamp(0, 1)
 
 
-def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0, rough: int = 0):
+def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0, rough: int = 0,
+          field_speed: float = 0.0):
     """A training batch: ``frames`` [B, F, 3, S, S], ``flows`` [B, F - 1, 2, S, S] (true; with ``jitter`` each clip's
-    field scaled by a random factor in [2^-jitter, 2^jitter], so that only M_s tells the speed; with ``rough`` > 0
-    each clip's field is the rough field of 1 .. ``rough`` arrows sampled from its true flow, :func:`rough_flows`),
-    ``strength`` [B] M_s of the true flow."""
+    field scaled by a random factor in [2^-jitter, 2^jitter], so that only M_s tells the speed exactly; with
+    ``field_speed`` > 0 every moving pixel's vector scaled to that length (px/frame), so that the field tells where
+    and which way and only M_s how fast; with ``rough`` > 0 each clip's field is the rough field of 1 .. ``rough``
+    arrows sampled from its true flow, :func:`rough_flows`), ``strength`` [B] M_s of the true flow."""
     import torch
 
     from imagedynamics.ops.motion_strength import motion_strength
@@ -96,6 +102,8 @@ def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0,
     strength = torch.stack([motion_strength(f) for f in flows])
     if jitter:
         flows = flows * 2.0 ** (jitter * (2 * torch.rand(count, 1, 1, 1, 1, generator=generator) - 1))
+    if field_speed:
+        flows = flows * (field_speed / speed[:, None, None, None, None])
     if rough:
         flows = rough_flows(flows, rough, generator)
     return {"frames": frames, "flows": flows, "strength": strength, "fps": torch.full((count,), FPS)}
@@ -156,16 +164,19 @@ def decode(latents):
 
 
 def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int, region_share: float = 0.5,
-          jitter: float = 0.0, rough: int = 0):
-    """AdamW on ``trainee(batch)`` (SVD's objective) for ``steps``; returns the losses."""
+          jitter: float = 0.0, rough: int = 0, decay: bool = False, field_speed: float = 0.0):
+    """AdamW on ``trainee(batch)`` (SVD's objective) for ``steps`` (with ``decay`` the learning rate falls linearly
+    from ``lr`` to 0 over them); returns the losses."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0, fused=True)  # fused: ~10 % of a step less
     losses = []
-    for _ in range(steps):
-        loss, _ = trainee(batch(batch_size, generator, region_share, jitter, rough))
+    for step in range(steps):
+        if decay:
+            optimiser.param_groups[0]["lr"] = lr * (1 - step / steps)
+        loss, _ = trainee(batch(batch_size, generator, region_share, jitter, rough, field_speed))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -214,13 +225,16 @@ def measure(model, holder, picture, field, strength: float, context_of, encode, 
 def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: float = 1e-3, lr: float = 1e-3,
          seeds: int = 2, threads: int = 1, joint: bool = False, jitter: float = 0.0, frames: int = FRAMES,
          speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None, size: int = SIZE,
-         sampler_steps: int = 8, held_out_batches: int = 8, rough: int = 0, seed: int = 2) -> dict:
+         sampler_steps: int = 8, held_out_batches: int = 8, rough: int = 0, seed: int = 2,
+         decay: bool = False, field_speed: float = 0.0, region_share: float = 0.5) -> dict:
     """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
     SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
-    (module docstring; ``jitter``, ``rough``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
+    (module docstring; ``jitter``, ``rough``, ``field_speed``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
     ``motion_input``: the additions' ``LongAnimationConfig.motion_input``, None = the config's default;
     ``size``: frame side in px, a multiple of 16 (latents ``size / 8``); ``sampler_steps``: euler steps per
-    sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's)."""
+    sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's;
+    ``decay``: the additions' learning rate falls linearly to 0, :func:`train`; ``region_share``: the share of
+    training clips flowing through a rectangle, the others panning)."""
     global FRAMES, SPEEDS, SIZE, LATENT
     FRAMES, SPEEDS = int(frames), tuple(speeds)
     SIZE, LATENT = int(size), int(size) // 8
@@ -255,7 +269,8 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     if joint:
         unet.requires_grad_(True)
         params = params + list(unet.parameters())
-    result["losses"] = train(trainee, params, steps, lr, batch_size, seed=seed, jitter=jitter, rough=rough)
+    result["losses"] = train(trainee, params, steps, lr, batch_size, seed, region_share, jitter=jitter, rough=rough,
+                               decay=decay, field_speed=field_speed)
     unet.requires_grad_(False)
     result["train_s"] = time.perf_counter() - t0
     result["held_out"] = held_out_losses(trainee, held_out_batches)
