@@ -9,6 +9,7 @@ and the zero field).
 
     .venv/bin/python bench/bench_long_animation_arrows.py --steps 2000 --joint          # base + additions together
     .venv/bin/python bench/bench_long_animation_arrows.py --base-steps 1000 --steps 1000  # base first, then frozen
+    .venv/bin/python bench/bench_long_animation_arrows.py --steps 500 --joint --frames 4 --region-share 0.25  # the suite's
 """
 from __future__ import annotations
 
@@ -39,11 +40,21 @@ def main() -> None:
                    "(M_s stays the true one), so that only M_s tells the speed")
     p.add_argument("--motion-input", default=None, choices=("displacement", "flow"),
                    help="what the motion encoder sees (LongAnimationConfig.motion_input; default: the config's)")
+    p.add_argument("--size", type=int, default=64, help="frame side, px (a multiple of 16; latents size / 8)")
+    p.add_argument("--region-share", type=float, default=0.5, help="share of training clips flowing through a "
+                   "rectangle (the others pan)")
+    p.add_argument("--field-speed", type=float, default=0.0, help="conditioning field scaled to this length "
+                   "(px/frame) wherever it moves, so that only M_s tells the speed (0: the true field)")
+    p.add_argument("--rough", type=int, default=0, help="conditioning field = the Gaussian field of 1 .. n arrows "
+                   "sampled from the true flow (0: the true field)")
+    p.add_argument("--decay", action="store_true", help="learning rate falling linearly to 0")
+    p.add_argument("--seed", type=int, default=2, help="training data seed")
     args = p.parse_args()
     kwargs = {"base_steps": args.base_steps, "steps": args.steps, "joint": args.joint, "lr": args.lr,
               "base_lr": args.base_lr, "batch_size": args.batch, "seeds": args.seeds, "threads": args.threads,
               "frames": args.frames, "speeds": list(args.speeds), "jitter": args.jitter,
-              "motion_input": args.motion_input}
+              "motion_input": args.motion_input, "size": args.size, "region_share": args.region_share,
+              "field_speed": args.field_speed, "rough": args.rough, "decay": args.decay, "seed": args.seed}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run([sys.executable, str(SCRIPT), json.dumps(kwargs)], env=env, capture_output=True, text=True,
                           cwd=SCRIPT.parent)
