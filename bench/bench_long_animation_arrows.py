@@ -49,12 +49,14 @@ def main() -> None:
                    "sampled from the true flow (0: the true field)")
     p.add_argument("--decay", action="store_true", help="learning rate falling linearly to 0")
     p.add_argument("--seed", type=int, default=2, help="training data seed")
+    p.add_argument("--svd-channels", type=int, default=32, help="the tiny SVD's channels at its first level")
     args = p.parse_args()
     kwargs = {"base_steps": args.base_steps, "steps": args.steps, "joint": args.joint, "lr": args.lr,
               "base_lr": args.base_lr, "batch_size": args.batch, "seeds": args.seeds, "threads": args.threads,
               "frames": args.frames, "speeds": list(args.speeds), "jitter": args.jitter,
               "motion_input": args.motion_input, "size": args.size, "region_share": args.region_share,
-              "field_speed": args.field_speed, "rough": args.rough, "decay": args.decay, "seed": args.seed}
+              "field_speed": args.field_speed, "rough": args.rough, "decay": args.decay, "seed": args.seed,
+              "svd_channels": args.svd_channels}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run([sys.executable, str(SCRIPT), json.dumps(kwargs)], env=env, capture_output=True, text=True,
                           cwd=SCRIPT.parent)

@@ -226,7 +226,7 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
          seeds: int = 2, threads: int = 1, joint: bool = False, jitter: float = 0.0, frames: int = FRAMES,
          speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None, size: int = SIZE,
          sampler_steps: int = 8, held_out_batches: int = 8, rough: int = 0, seed: int = 2,
-         decay: bool = False, field_speed: float = 0.0, region_share: float = 0.5) -> dict:
+         decay: bool = False, field_speed: float = 0.0, region_share: float = 0.5, svd_channels: int = 32) -> dict:
     """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
     SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
     (module docstring; ``jitter``, ``rough``, ``field_speed``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
@@ -234,7 +234,8 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     ``size``: frame side in px, a multiple of 16 (latents ``size / 8``); ``sampler_steps``: euler steps per
     sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's;
     ``decay``: the additions' learning rate falls linearly to 0, :func:`train`; ``region_share``: the share of
-    training clips flowing through a rectangle, the others panning)."""
+    training clips flowing through a rectangle, the others panning; ``svd_channels``: the tiny SVD's width,
+    ``tiny_svd.tiny_svd``))."""
     global FRAMES, SPEEDS, SIZE, LATENT
     FRAMES, SPEEDS = int(frames), tuple(speeds)
     SIZE, LATENT = int(size), int(size) // 8
@@ -242,15 +243,16 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     import torch
     from tiny_svd import CONTEXT, tiny_svd
 
+    from imagedynamics.models.long_animation.attach import fit_from_unet
     from imagedynamics.models.long_animation.config import tiny_config
     from imagedynamics.models.long_animation.model import LongAnimationModel
     from imagedynamics.train.long_animation import VideoModelTrainee
 
     torch.set_num_threads(threads)
-    model = tiny_svd()
+    model = tiny_svd(channels=svd_channels)
     svd = backbone(model, CONTEXT)
     torch.manual_seed(0)
-    config = tiny_config()
+    config = tiny_config(fit_from_unet(svd.unet))
     if motion_input is not None:
         config = config.replace(motion_input=motion_input)
     additions = LongAnimationModel(config)

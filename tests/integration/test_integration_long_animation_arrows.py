@@ -7,7 +7,9 @@ synthetic translations through the pack's training step, then samples with Comfy
 and measures the decoded frames with DIS. :data:`SUITE` is the smallest setting measured to follow all four arrows
 in every training seed tried (bench/RESULTS.md, issue 16, runs 11-34); about 2 minutes of training on one thread.
 Not asserted: that a larger M_s gives larger motion. No run so far gives it a measurable effect (M_s x0.5 / x2
-within 0.01 px/frame, also with the field's length scaled at random or fixed, so that only M_s tells the speed).
+within 0.01 px/frame, also with the field's length scaled at random or fixed, so that only M_s tells the speed):
+M_s is added to the timestep embedding (Eq. 8), which ComfyUI's ResBlocks normalise away with 32 groups at the
+tiny SVD's 32 / 64 channels (``tiny_svd.tiny_svd``; bench/RESULTS.md).
 """
 from __future__ import annotations
 

@@ -31,8 +31,11 @@ UNET = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": Tr
         "disable_temporal_crossattention": False}
 
 
-def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32):
-    """A core MODEL (``comfy.model_patcher.ModelPatcher``) around a tiny ``comfy.model_base.SVD_img2vid``."""
+def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32, channels: int = 32):
+    """A core MODEL (``comfy.model_patcher.ModelPatcher``) around a tiny ``comfy.model_base.SVD_img2vid`` with
+    ``channels`` / 2 x ``channels`` at its two levels (a multiple of 16). ComfyUI's ResBlocks normalise with 32
+    groups right after adding the timestep embedding, so at 32 channels (one channel per group) that per-channel
+    addition is normalised away there: the timestep embedding, and M_s with it, reaches only the 64-channel level."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
@@ -40,7 +43,7 @@ def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32):
     class TinySVD(comfy.supported_models.SVD_img2vid):
         unet_extra_config = {"num_heads": -1, "num_head_channels": 16, "attn_precision": torch.float32}
 
-    config = TinySVD(dict(copy.deepcopy(UNET), dtype=dtype))
+    config = TinySVD(dict(copy.deepcopy(UNET), dtype=dtype, model_channels=int(channels)))
     config.set_inference_dtype(dtype, None)
     model = config.get_model({})
     generator = torch.Generator().manual_seed(seed)
