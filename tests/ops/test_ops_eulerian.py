@@ -164,7 +164,9 @@ def test_loop_phase_spreads_the_cross_fades_evenly_over_the_moving_pixels():
 
 
 def _coffee_loop(mode: str):
-    """An Eulerian loop of a textured test picture (scikit-image's coffee, 96 x 144, 24 frames), 8-bit frames."""
+    """An Eulerian loop of a textured test picture, 8-bit frames: scikit-image's coffee at 384 x 256, 48 frames,
+    the whole picture flowing along two arrows (bench/bench_loops.py's scene, so the test checks what
+    bench/RESULTS.md reports); measured 16 px away from the borders, where content enters the picture."""
     import json
 
     from media import picture
@@ -174,10 +176,10 @@ def _coffee_loop(mode: str):
     from imagedynamics.ops.render import motion_magnitude_metric, render_frames
     from imagedynamics.ops.trajectories import parse_arrows
 
-    h, w, T = 96, 144, 24
+    h, w, T = 256, 384, 48
     image = torch.nn.functional.interpolate(picture("coffee"), size=(h, w), mode="area")
-    arrows = {"arrows": [{"start": [36, 29], "end": [50, 34], "speed": 0.05},
-                         {"start": [101, 62], "end": [115, 65], "speed": 0.05}]}
+    arrows = {"arrows": [{"start": [60, 80], "end": [80, 90], "speed": 0.05},
+                         {"start": [180, 170], "end": [200, 175], "speed": 0.05}]}
     v = gaussian_arrow_field(parse_arrows(json.dumps(arrows), w, h), h, w)
     forward, backward, alpha = loop_motion_pair(v, T)
     metric = motion_magnitude_metric(forward)
@@ -189,14 +191,16 @@ def _coffee_loop(mode: str):
         blend = LoopBlend(backward, alpha, loop_phase(h, w, v.abs().amax(dim=0) > 0), PHASE_WINDOW)
         frames, _ = render_frames(image, forward, metric, blend=blend)
     inside = torch.zeros(h, w)
-    inside[8:-8, 8:-8] = 1  # away from the borders, where content enters
+    inside[16:-16, 16:-16] = 1  # away from the borders, where content enters
     return (frames.clamp(0, 1) * 255).round() / 255, inside
 
 
 def test_staggered_loop_of_a_texture_is_not_double_exposed_and_has_no_seam():
-    """The one cross-fade over the loop shows the texture twice at half contrast half-way (sharpness 0.78 of frame
-    0's here); staggered per-region cross-fades with coverage weights keep every frame close to what the splatting
-    alone gives (the open, non-looping render: 0.92, bilinear resampling's own softening)."""
+    """Issue 17's target on a textured test picture: every frame's sharpness at least 0.9 of frame 0's, the wrap
+    step a typical step. The one cross-fade over the loop shows the texture twice at half contrast half-way
+    (0.78 of frame 0's here); staggered per-region cross-fades with coverage weights keep every frame close to
+    what the splatting alone gives (the open, non-looping render: 0.926, bilinear resampling's own softening;
+    the loop measured 0.919, seam 0.96)."""
     from imagedynamics.ops.loop_metrics import seam_ratio, sharpness_ratio
 
     new, inside = _coffee_loop("staggered")
@@ -205,7 +209,7 @@ def test_staggered_loop_of_a_texture_is_not_double_exposed_and_has_no_seam():
     worst_new = float(sharpness_ratio(new, inside).min())
     worst_old = float(sharpness_ratio(old, inside).min())
     worst_open = float(sharpness_ratio(open_, inside).min())
-    assert worst_new >= 0.86 and worst_new >= 0.94 * worst_open, (worst_new, worst_open)
+    assert worst_new >= 0.9 and worst_new >= 0.96 * worst_open, (worst_new, worst_open)
     assert worst_old < 0.82, worst_old  # what the old blend did
     assert 0.5 <= seam_ratio(new, inside) <= 1.5
     assert seam_ratio(open_, inside) > 3  # the measure does see a seam where there is one
