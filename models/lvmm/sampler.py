@@ -169,40 +169,49 @@ def sample_latents(model: LVMM, image: torch.Tensor, num_latent_frames: int | No
         condition: the CLIP embeddings the model's condition encoder uses, ``{"clip_vision": [1, Dv],
             "clip_text": [1, Dt]}`` (``models/lvmm/clip.py``; the LVMM node gets them from ComfyUI's encoders).
     """
-    _check_image(image)
+    if long_video is None:
+        return sample_latent_batch(model, image, [seed], num_latent_frames, steps, cfg, loop_guidance, eta,
+                                   progress, condition)[0]
+    from ..long_video import phased_sample
+
     cfg_model = model.config
     k = int(num_latent_frames or cfg_model.num_frames)
-    if long_video is not None and (long_video.num_segments, long_video.total_frames) != (None, None):
+    if (long_video.num_segments, long_video.total_frames) != (None, None):
         k = long_video.resolve_length(cfg_model.num_frames)
         if num_latent_frames is not None and int(num_latent_frames) != k:
             raise ValueError(f"num_latent_frames = {num_latent_frames} disagrees with long_video, whose length is {k} "
                              "latent frames (give None, or that length)")
+    image, cfg = _checked_request(image, k, steps, cfg, loop_guidance)
+    if loop_guidance is not None:
+        raise ValueError("loop guidance and long-video phased inference cannot be combined")
+    visual, tokens = _picture_condition(model, image, condition)
+    eps_fn = make_eps_fn(model, visual.to(model.dtype), tokens, cfg)
+    c, (h, w) = cfg_model.latent_channels, cfg_model.latent_size
+    segment = min(k, cfg_model.num_frames)
+    config = dataclasses.replace(long_video, total_frames=k, num_segments=None, segment_length=None)
+    latents = phased_sample(lambda x, t, cond: eps_fn(x, t), model.sampling_scheduler(steps),
+                            (1, c, segment, h, w), steps, config=config, image_latent=visual.unsqueeze(2),
+                            frame_dim=2, step_kwargs={"eta": eta}, device=model.device, progress=progress)
+    return torch.cat([visual, latents[0].transpose(0, 1)]).float()
+
+
+def _checked_request(image: torch.Tensor, k: int, steps: int, cfg: float, loop_guidance: LoopGuidance | None
+                     ) -> tuple[torch.Tensor, float]:
+    """Refuse a bad picture, K or step count; return the picture and the resolved cfg w (LoopGuidance.cfg_w
+    replaces ``cfg`` when set)."""
+    _check_image(image)
     if k < 1:
         raise ValueError(f"num_latent_frames must be >= 1, got {k}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    cfg = LoopGuidance.guidance_scale(loop_guidance, cfg, "cfg")
-    if loop_guidance is not None and long_video is not None:
-        raise ValueError("loop guidance and long-video phased inference cannot be combined")
-    device = model.device
-    image = image.to(device, model.dtype)
-    visual = model.visual_component(image).float()
-    tokens = model.condition(image, **(condition or {}))
+    return image, LoopGuidance.guidance_scale(loop_guidance, cfg, "cfg")
 
-    if long_video is not None:
-        from ..long_video import phased_sample
 
-        eps_fn = make_eps_fn(model, visual.to(model.dtype), tokens, cfg)
-        c, (h, w) = cfg_model.latent_channels, cfg_model.latent_size
-        segment = min(k, cfg_model.num_frames)
-        config = dataclasses.replace(long_video, total_frames=k, num_segments=None, segment_length=None)
-        latents = phased_sample(lambda x, t, cond: eps_fn(x, t), model.sampling_scheduler(steps),
-                                (1, c, segment, h, w), steps, config=config, image_latent=visual.unsqueeze(2),
-                                frame_dim=2, step_kwargs={"eta": eta}, device=device, progress=progress)
-        return torch.cat([visual, latents[0].transpose(0, 1)]).float()
-
-    latents = _denoise(model, visual, tokens, k, steps, cfg, [seed], loop_guidance, eta, progress)
-    return torch.cat([visual, latents[0].transpose(0, 1)]).float()
+def _picture_condition(model: LVMM, image: torch.Tensor, condition: dict[str, torch.Tensor] | None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The picture's visual component v [1, C, h, w] (float32) and condition tokens y [1, N, D]."""
+    image = image.to(model.device, model.dtype)
+    return model.visual_component(image).float(), model.condition(image, **(condition or {}))
 
 
 @torch.no_grad()
@@ -219,19 +228,12 @@ def sample_latent_batch(model: LVMM, image: torch.Tensor, seeds: Sequence[int] =
     the samples' own losses (``models/guidance.py``), so each is guided with the full u. On a CPU a batch of
     tiny-model samples costs little more than one. Arguments: see :func:`sample_latents`.
     """
-    _check_image(image)
+    k = int(num_latent_frames or model.config.num_frames)
+    image, cfg = _checked_request(image, k, steps, cfg, loop_guidance)
     seeds = [int(seed) for seed in seeds]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
-    k = int(num_latent_frames or model.config.num_frames)
-    if k < 1:
-        raise ValueError(f"num_latent_frames must be >= 1, got {k}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    cfg = LoopGuidance.guidance_scale(loop_guidance, cfg, "cfg")
-    image = image.to(model.device, model.dtype)
-    visual = model.visual_component(image).float()
-    tokens = model.condition(image, **(condition or {}))
+    visual, tokens = _picture_condition(model, image, condition)
     latents = _denoise(model, visual, tokens, k, steps, cfg, seeds, loop_guidance, eta, progress)
     b = len(seeds)
     return torch.cat([visual.unsqueeze(1).expand(b, -1, -1, -1, -1), latents.transpose(1, 2)], dim=1).float()
