@@ -110,12 +110,7 @@ def loop_loss(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor,
         >>> float(loop_loss(a, a + 1, a + 3, a + 6))     # position 3, velocity 3 - 1
         5.0
     """
-    shapes = {tuple(x.shape) for x in (first, first_next, last, last_next)}
-    if len(shapes) != 1:
-        raise ValueError(f"first, first_next, last and last_next must share one shape, got {sorted(shapes)}")
-    position = (last - first).abs().mean()
-    velocity = ((last_next - last) - (first_next - first)).abs().mean()
-    return position + velocity
+    return loop_losses(*(x.unsqueeze(0) for x in (first, first_next, last, last_next)))[0]
 
 
 def loop_losses(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tensor, last_next: torch.Tensor
@@ -138,8 +133,8 @@ def loop_losses(first: torch.Tensor, first_next: torch.Tensor, last: torch.Tenso
     shapes = {tuple(x.shape) for x in (first, first_next, last, last_next)}
     if len(shapes) != 1 or first.ndim < 1:
         raise ValueError(f"first, first_next, last and last_next must share one shape [B, ...], got {sorted(shapes)}")
-    position = (last - first).abs().flatten(1).mean(1)
-    velocity = ((last_next - last) - (first_next - first)).abs().flatten(1).mean(1)
+    position = (last - first).abs().reshape(len(first), -1).mean(1)
+    velocity = ((last_next - last) - (first_next - first)).abs().reshape(len(first), -1).mean(1)
     return position + velocity
 
 

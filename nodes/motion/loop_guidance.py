@@ -61,8 +61,6 @@ class LoopGuidance(io.ComfyNode):
 
         if num_frames and num_frames < 3:
             raise NodeInputError(NODE, "num_frames", "0 (the model's period) or at least 3", str(num_frames))
-        if loss not in LOSSES:
-            raise NodeInputError(NODE, "loss", " or ".join(LOSSES), str(loss))
         return io.NodeOutput(Guidance(weight=weight or None, recurrences=recurrences, cfg_w=cfg,
                                       num_frames=num_frames or None, through_denoiser=through_denoiser,
                                       relative=LOSSES[loss]))
