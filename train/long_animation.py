@@ -24,7 +24,11 @@ SVD built from ComfyUI's SVD classes.
 Data (``train/long_animation_data.py``): clips of --num-frames frames within one shot, OpenCV DIS frame-to-frame
 flows F_{k->k+1} (RAFT is not available) and M_s (Eq. 8) per clip. The conditioning field is the clip's flows, one
 per frame (frame k gets F_{k->k+1}, the last frame the last flow; ``--field frames``, the paper's), or their mean
-(``--field mean``: the static field the node gives at inference).
+(``--field mean``: the static field the node gives at inference). With ``--field-jitter j`` (default 1) each
+clip's field is scaled by a random factor in [2^-j, 2^j] while M_s stays the clip's own: the field then tells where
+and which way things move and their relative speeds, M_s alone the overall speed, so that M_s is a control at
+inference (with j = 0 the field's length already tells the speed, and the tiny models of the tests learn to ignore
+M_s: bench/RESULTS.md, issue 16, runs 11-46).
 
 Objective (SVD's own, EDM with v-prediction, ``sigma_data`` 1, as ComfyUI's ``V_PREDICTION_EDM``): the clip's
 latents ``x0`` (VAE, scaled by 0.18215), ``log sigma ~ N(0.7, 1.6^2)`` per clip (SVD's fine-tuning), ``x = x0 +
@@ -120,6 +124,12 @@ def frame_flows(flows: torch.Tensor, mode: str = "frames") -> torch.Tensor:
     return torch.cat([flows, flows[:, -1:]], dim=1)
 
 
+def jitter_factors(count: int, jitter: float, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[count, 1, 1, 1, 1]`` random field-length factors ``2^u``, ``u ~ U(-jitter, jitter)`` (1 for jitter 0)."""
+    u = torch.rand(count, 1, 1, 1, 1, generator=generator, device=device) * 2 - 1
+    return torch.exp2(float(jitter) * u)
+
+
 def edm_v_denoised(x: torch.Tensor, out: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """SVD's denoised estimate from the U-Net's v-prediction ``out`` (EDM, sigma_data 1; ComfyUI's V_PREDICTION)."""
     s2 = sigma ** 2 + 1.0
@@ -128,13 +138,17 @@ def edm_v_denoised(x: torch.Tensor, out: torch.Tensor, sigma: torch.Tensor) -> t
 
 class VideoModelTrainee(nn.Module):
     """The additions (the only registered submodule: the state dict, EMA and DDP hold them alone) and the frozen
-    SVD they are installed in; ``forward(batch) -> (loss, parts)`` is SVD's objective (module docstring)."""
+    SVD they are installed in; ``forward(batch) -> (loss, parts)`` is SVD's objective (module docstring). In
+    training mode each clip's field is scaled by :func:`jitter_factors` of ``field_jitter`` (M_s untouched)."""
 
-    def __init__(self, additions: LongAnimationModel, backbone: SVDBackbone, field: str = "frames") -> None:
+    def __init__(self, additions: LongAnimationModel, backbone: SVDBackbone, field: str = "frames",
+                 field_jitter: float = 0.0) -> None:
         super().__init__()
+        if not field_jitter >= 0:
+            raise ValueError(f"field_jitter must be >= 0, got {field_jitter}")
         self.additions = additions
         self.__dict__["backbone"] = backbone
-        self.field = field
+        self.field, self.field_jitter = field, float(field_jitter)
         backbone.unet.requires_grad_(False)
         self.conditioning = MotionConditioning(additions, torch.zeros(1, 1, 2, 8, 8), 0.0)
         self.__dict__["installed"] = install(backbone.unet, additions, self.conditioning)
@@ -158,8 +172,10 @@ class VideoModelTrainee(nn.Module):
         sigma_f = sigma.repeat_interleave(n).view(-1, 1, 1, 1)
         x = x0 + sigma_f * torch.randn_like(x0)
         x_in = torch.cat([x / (sigma_f ** 2 + 1).sqrt(), first], dim=1)
-        self.conditioning.update(frame_flows(batch["flows"].float(), self.field).to(device),
-                                 batch["strength"].float().reshape(b).to(device))
+        field = frame_flows(batch["flows"].float(), self.field).to(device)            # [B, N or 1, 2, H, W]
+        if self.training and self.field_jitter:
+            field = field * jitter_factors(b, self.field_jitter, device)
+        self.conditioning.update(field, batch["strength"].float().reshape(b).to(device))
         out = backbone.unet(x_in, 0.25 * sigma_f.log().flatten(), context.repeat_interleave(n, 0),
                             y.repeat_interleave(n, 0), num_video_frames=n,
                             image_only_indicator=torch.zeros(b, n, device=device),
@@ -194,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-preset", default="medium", help="DIS setting (train/renderer.py FLOW_PRESETS)")
     p.add_argument("--field", default="frames", choices=("frames", "mean"),
                    help="conditioning field: the clip's flow per frame (the paper's) or their mean (static)")
+    p.add_argument("--field-jitter", type=float, default=1.0,
+                   help="scale each clip's field by a random 2^U(-j, j), M_s kept, so that M_s sets the overall "
+                   "speed (0: the measured field, whose length then makes M_s redundant)")
     p.add_argument("--refiner", default=None, help="a long_animation file whose T goes into the output (default: "
                    "--out's own T when it exists, e.g. trained first by long_animation_refiner; else a fresh T)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
@@ -217,8 +236,8 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
     args = build_parser().parse_args(argv)
     if args.steps is None:
         args.steps = DEFAULT_STEPS[args.preset]
-    if args.steps < 0 or args.batch < 1 or not args.lr > 0 or args.num_frames < 2:
-        raise ValueError("--steps must be >= 0, --batch >= 1, --lr > 0 and --num-frames >= 2")
+    if args.steps < 0 or args.batch < 1 or not args.lr > 0 or args.num_frames < 2 or not args.field_jitter >= 0:
+        raise ValueError("--steps must be >= 0, --batch >= 1, --lr > 0, --num-frames >= 2 and --field-jitter >= 0")
     if backbone is None:
         raise ValueError("the SVD backbone is not given: run 'scripts/train.py long_animation --svd FILE' (it loads "
                          "the SVD with ComfyUI's loader) or pass backbone= to train.long_animation.main")
@@ -261,7 +280,7 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
     if refiner is not None:
         additions.refiner.load_state_dict(refiner.state_dict())
     additions = additions.to(accelerator.device)
-    trainee = VideoModelTrainee(additions, backbone, args.field)
+    trainee = VideoModelTrainee(additions, backbone, args.field, args.field_jitter)
     log = CSVLog(work / "log.csv", LOG_FIELDS, enabled=accelerator.is_main_process)
 
     phase = Phase(PHASE, trainee, trainee.video_parameters(), loader, lambda model, batch: model(batch), args.steps,
@@ -275,7 +294,8 @@ def main(argv: list[str] | None = None, progress: ProgressFn | None = None,
     if accelerator.is_main_process:
         out.parent.mkdir(parents=True, exist_ok=True)
         training = {"steps": args.steps, "recipe": recipe.to_dict(), "lr": args.lr, "batch": args.batch,
-                    "data": settings.to_dict(), "field": args.field, "videos": len(files),
+                    "data": settings.to_dict(), "field": args.field, "field_jitter": args.field_jitter,
+                    "videos": len(files),
                     "refiner_from": source}
         checkpoint.save(out, trained.additions.cpu().eval(), training)
         print(f"wrote {out} (work dir {work})")

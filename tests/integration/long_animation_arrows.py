@@ -11,12 +11,14 @@ clip length, the speeds and the training as options):
   content), either the whole frame panning or the texture flowing through a fixed rectangle (a cinemagraph-like
   region, the rest still), in a random direction at 2-6 px/frame (0.25-0.75 latent px/frame); the true flow
   (v inside the moving region, 0 outside) is the conditioning field and M_s (Eq. 8) its mean length (options:
-  the field scaled at random, or the rough field of a few arrows sampled from it, with M_s still the true one).
+  the field scaled at random by the trainee (``jitter``, the trainer's ``--field-jitter``), scaled to one length, or
+  the rough field of a few arrows sampled from it, with M_s still the true one).
 - **Stand-in VAE**: encode = the frame average-pooled 8 x 8 (RGB and grey: 4 channels, centred and scaled so
   that the latents x SVD's 0.18215 have a standard deviation near 1, as SVD's VAE gives), decode = its RGB
   channels upsampled bicubically; the CLIP-vision embedding a fixed random projection of the
   pooled first frame (as ``long_animation_train_inprocess.py``).
-- **Tiny SVD** (``tiny_svd.py``: ComfyUI's own SVD classes at 32 / 64 channels) given a video prior first
+- **Tiny SVD** (``tiny_svd.py``: ComfyUI's own SVD classes at 32 / 64 channels, ``group_channels`` per GroupNorm
+  group when given) given a video prior first
   (``base_steps`` of SVD's own objective on the same translations, every U-Net weight trained, no additions:
   the stand-in for the pretrained SVD a user has), then frozen while ``train.long_animation.VideoModelTrainee``
   (the pack's training step: motion encoder, Eq. 4 attention, strength embedding, LoRA) trains the additions;
@@ -69,10 +71,8 @@ def render(tex, shifts):
     return (0.5 + waves.sum(3)).clamp(0, 1)
 
 
-def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0, rough: int = 0,
-          field_speed: float = 0.0):
-    """A training batch: ``frames`` [B, F, 3, S, S], ``flows`` [B, F - 1, 2, S, S] (true; with ``jitter`` each clip's
-    field scaled by a random factor in [2^-jitter, 2^jitter], so that only M_s tells the speed exactly; with
+def batch(count: int, generator, region_share: float = 0.5, rough: int = 0, field_speed: float = 0.0):
+    """A training batch: ``frames`` [B, F, 3, S, S], ``flows`` [B, F - 1, 2, S, S] (true; with
     ``field_speed`` > 0 every moving pixel's vector scaled to that length (px/frame), so that the field tells where
     and which way and only M_s how fast; with ``rough`` > 0 each clip's field is the rough field of 1 .. ``rough``
     arrows sampled from its true flow, :func:`rough_flows`), ``strength`` [B] M_s of the true flow."""
@@ -100,8 +100,6 @@ def batch(count: int, generator, region_share: float = 0.5, jitter: float = 0.0,
     frames = mask * moving + (1 - mask) * still
     flows = (v[:, None, :, None, None] * mask).expand(count, FRAMES - 1, 2, SIZE, SIZE).contiguous()
     strength = torch.stack([motion_strength(f) for f in flows])
-    if jitter:
-        flows = flows * 2.0 ** (jitter * (2 * torch.rand(count, 1, 1, 1, 1, generator=generator) - 1))
     if field_speed:
         flows = flows * (field_speed / speed[:, None, None, None, None])
     if rough:
@@ -164,7 +162,7 @@ def decode(latents):
 
 
 def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int, region_share: float = 0.5,
-          jitter: float = 0.0, rough: int = 0, decay: bool = False, field_speed: float = 0.0):
+          rough: int = 0, decay: bool = False, field_speed: float = 0.0):
     """AdamW on ``trainee(batch)`` (SVD's objective) for ``steps`` (with ``decay`` the learning rate falls linearly
     from ``lr`` to 0 over them); returns the losses."""
     import torch
@@ -176,7 +174,7 @@ def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int
     for step in range(steps):
         if decay:
             optimiser.param_groups[0]["lr"] = lr * (1 - step / steps)
-        loss, _ = trainee(batch(batch_size, generator, region_share, jitter, rough, field_speed))
+        loss, _ = trainee(batch(batch_size, generator, region_share, rough, field_speed))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -186,11 +184,13 @@ def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int
 
 
 def held_out_losses(trainee, batches: int = 8, batch_size: int = 4) -> dict:
-    """Mean denoising loss on held-out batches with the true field, the reversed one and none (same noise)."""
+    """Mean denoising loss on held-out batches with the true field, the reversed one and none (same noise; the
+    trainee in eval mode: no field jitter)."""
     import torch
 
     generator = torch.Generator().manual_seed(999)
     sums = {"true": 0.0, "reversed": 0.0, "zero": 0.0}
+    trainee.eval()
     with torch.no_grad():
         for b in range(batches):
             data = batch(batch_size, generator)
@@ -198,6 +198,7 @@ def held_out_losses(trainee, batches: int = 8, batch_size: int = 4) -> dict:
                 torch.manual_seed(10_000 + b)
                 loss, _ = trainee(dict(data, flows=data["flows"] * factor))
                 sums[name] += float(loss) / batches
+    trainee.train()
     return sums
 
 
@@ -226,16 +227,18 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
          seeds: int = 2, threads: int = 1, joint: bool = False, jitter: float = 0.0, frames: int = FRAMES,
          speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None, size: int = SIZE,
          sampler_steps: int = 8, held_out_batches: int = 8, rough: int = 0, seed: int = 2,
-         decay: bool = False, field_speed: float = 0.0, region_share: float = 0.5, svd_channels: int = 32) -> dict:
+         decay: bool = False, field_speed: float = 0.0, region_share: float = 0.5, svd_channels: int = 32,
+         group_channels: int | None = None) -> dict:
     """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
     SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
-    (module docstring; ``jitter``, ``rough``, ``field_speed``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
+    (module docstring; ``jitter``: the trainee's ``field_jitter``, ``train.long_animation.jitter_factors``;
+    ``rough``, ``field_speed``, ``frames``, ``speeds``: see :func:`batch`, clip length, px/frame range;
     ``motion_input``: the additions' ``LongAnimationConfig.motion_input``, None = the config's default;
     ``size``: frame side in px, a multiple of 16 (latents ``size / 8``); ``sampler_steps``: euler steps per
     sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's;
     ``decay``: the additions' learning rate falls linearly to 0, :func:`train`; ``region_share``: the share of
     training clips flowing through a rectangle, the others panning; ``svd_channels``: the tiny SVD's width,
-    ``tiny_svd.tiny_svd``))."""
+    ``tiny_svd.tiny_svd``; ``group_channels``: its GroupNorms' channels per group, None = ComfyUI's 32 groups))."""
     global FRAMES, SPEEDS, SIZE, LATENT
     FRAMES, SPEEDS = int(frames), tuple(speeds)
     SIZE, LATENT = int(size), int(size) // 8
@@ -249,14 +252,14 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     from imagedynamics.train.long_animation import VideoModelTrainee
 
     torch.set_num_threads(threads)
-    model = tiny_svd(channels=svd_channels)
+    model = tiny_svd(channels=svd_channels, group_channels=group_channels)
     svd = backbone(model, CONTEXT)
     torch.manual_seed(0)
     config = tiny_config(fit_from_unet(svd.unet))
     if motion_input is not None:
         config = config.replace(motion_input=motion_input)
     additions = LongAnimationModel(config)
-    trainee = VideoModelTrainee(additions, svd, "frames")
+    trainee = VideoModelTrainee(additions, svd, "frames", field_jitter=jitter)
     unet = svd.unet
     result = {}
     t0 = time.perf_counter()
@@ -271,8 +274,8 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     if joint:
         unet.requires_grad_(True)
         params = params + list(unet.parameters())
-    result["losses"] = train(trainee, params, steps, lr, batch_size, seed, region_share, jitter=jitter, rough=rough,
-                               decay=decay, field_speed=field_speed)
+    result["losses"] = train(trainee, params, steps, lr, batch_size, seed, region_share, rough=rough, decay=decay,
+                             field_speed=field_speed)
     unet.requires_grad_(False)
     result["train_s"] = time.perf_counter() - t0
     result["held_out"] = held_out_losses(trainee, held_out_batches)
@@ -304,7 +307,7 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
                             seed=i, steps=sampler_steps).mean((0, 2, 3)))
     measured["bare"] = {"flow": [round(float(v), 3) for v in torch.stack(bare).mean(0)]}
     mags, along = {}, {}
-    for factor in (0.5, 1.0, 2.0):
+    for factor in (0.5, 1.0, 1.5):          # M_s 2, 4, 6 px/frame at the default speeds: the trained range
         vals, alongs = [], []
         for i in range(seeds):
             field = torch.zeros(1, 2, SIZE, SIZE)

@@ -31,11 +31,14 @@ UNET = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": Tr
         "disable_temporal_crossattention": False}
 
 
-def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32, channels: int = 32):
+def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32, channels: int = 32,
+             group_channels: int | None = None):
     """A core MODEL (``comfy.model_patcher.ModelPatcher``) around a tiny ``comfy.model_base.SVD_img2vid`` with
     ``channels`` / 2 x ``channels`` at its two levels (a multiple of 16). ComfyUI's ResBlocks normalise with 32
     groups right after adding the timestep embedding, so at 32 channels (one channel per group) that per-channel
-    addition is normalised away there: the timestep embedding, and M_s with it, reaches only the 64-channel level."""
+    addition is normalised away there: the timestep embedding, and M_s with it, reaches only the 64-channel level.
+    ``group_channels`` (for example 8) gives every GroupNorm of the U-Net ``C / group_channels`` groups instead, the
+    proportion of the released SVD (10-40 channels per group at 320-1280 channels), where the embedding survives."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
@@ -56,6 +59,10 @@ def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32, channels: int = 
                 p.fill_(1.0)
             else:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
+    if group_channels:
+        for module in model.diffusion_model.modules():
+            if isinstance(module, torch.nn.GroupNorm):   # forward reads num_groups; the weights stay per channel
+                module.num_groups = max(1, module.num_channels // int(group_channels))
     model.eval()
     device = comfy.model_management.get_torch_device()
     return comfy.model_patcher.ModelPatcher(model, load_device=device,
