@@ -51,6 +51,8 @@ def main() -> None:
     p.add_argument("--decay", action="store_true", help="learning rate falling linearly to 0")
     p.add_argument("--seed", type=int, default=2, help="training data seed")
     p.add_argument("--svd-channels", type=int, default=32, help="the tiny SVD's channels at its first level")
+    p.add_argument("--prior-bucket", action="store_true", help="the --base-steps prior trained with SVD's motion "
+                   "bucket id following each clip's speed (127 at 4 px/frame), as the released SVD was")
     p.add_argument("--group-channels", type=int, default=None, help="channels per GroupNorm group in the tiny SVD "
                    "(default: ComfyUI's 32 groups, one channel per group at 32 channels; the released SVD has 10-40)")
     args = p.parse_args()
@@ -59,7 +61,8 @@ def main() -> None:
               "frames": args.frames, "speeds": list(args.speeds), "jitter": args.jitter,
               "motion_input": args.motion_input, "size": args.size, "region_share": args.region_share,
               "field_speed": args.field_speed, "rough": args.rough, "decay": args.decay, "seed": args.seed,
-              "svd_channels": args.svd_channels, "group_channels": args.group_channels}
+              "svd_channels": args.svd_channels, "group_channels": args.group_channels,
+              "prior_bucket": args.prior_bucket}
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run([sys.executable, str(SCRIPT), json.dumps(kwargs)], env=env, capture_output=True, text=True,
                           cwd=SCRIPT.parent)

@@ -139,7 +139,10 @@ def edm_v_denoised(x: torch.Tensor, out: torch.Tensor, sigma: torch.Tensor) -> t
 class VideoModelTrainee(nn.Module):
     """The additions (the only registered submodule: the state dict, EMA and DDP hold them alone) and the frozen
     SVD they are installed in; ``forward(batch) -> (loss, parts)`` is SVD's objective (module docstring). In
-    training mode each clip's field is scaled by :func:`jitter_factors` of ``field_jitter`` (M_s untouched)."""
+    training mode each clip's field is scaled by :func:`jitter_factors` of ``field_jitter`` (M_s untouched). A batch
+    holds ``frames`` [B, N, 3, H, W] in [0, 1], ``flows`` [B, N - 1, 2, H, W] px/frame, ``strength`` [B] (M_s) and
+    optionally ``fps`` [B] (default 7) and ``motion_bucket`` [B] (SVD's motion bucket id, default 127, as the
+    node's conditioning gives)."""
 
     def __init__(self, additions: LongAnimationModel, backbone: SVDBackbone, field: str = "frames",
                  field_jitter: float = 0.0) -> None:
@@ -167,7 +170,8 @@ class VideoModelTrainee(nn.Module):
             first = raw.view(b, n, *raw.shape[1:])[:, :1].expand(b, n, *raw.shape[1:]).reshape_as(raw)
             context = backbone.embed_image(frames[:, 0].to(device)).float()          # [B, 1, D]
             fps = batch.get("fps", torch.full((b,), 7.0)).reshape(b).to(device)
-            y = backbone.added_time(fps - 1, torch.full_like(fps, 127.0), torch.zeros_like(fps)).float()
+            bucket = batch.get("motion_bucket", torch.full((b,), 127.0)).float().reshape(b).to(device)
+            y = backbone.added_time(fps - 1, bucket, torch.zeros_like(fps)).float()
         sigma = torch.exp(P_MEAN + P_STD * torch.randn(b, device=device))
         sigma_f = sigma.repeat_interleave(n).view(-1, 1, 1, 1)
         x = x0 + sigma_f * torch.randn_like(x0)

@@ -162,9 +162,10 @@ def decode(latents):
 
 
 def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int, region_share: float = 0.5,
-          rough: int = 0, decay: bool = False, field_speed: float = 0.0):
+          rough: int = 0, decay: bool = False, field_speed: float = 0.0, bucket_per_speed: float = 0.0):
     """AdamW on ``trainee(batch)`` (SVD's objective) for ``steps`` (with ``decay`` the learning rate falls linearly
-    from ``lr`` to 0 over them); returns the losses."""
+    from ``lr`` to 0 over them; with ``bucket_per_speed`` > 0 SVD's motion bucket id is each clip's M_s times it, as
+    SVD was trained with a bucket measured from optical flow, else 127); returns the losses."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -174,7 +175,10 @@ def train(trainee, parameters, steps: int, lr: float, batch_size: int, seed: int
     for step in range(steps):
         if decay:
             optimiser.param_groups[0]["lr"] = lr * (1 - step / steps)
-        loss, _ = trainee(batch(batch_size, generator, region_share, rough, field_speed))
+        data = batch(batch_size, generator, region_share, rough, field_speed)
+        if bucket_per_speed:
+            data["motion_bucket"] = data["strength"] * bucket_per_speed
+        loss, _ = trainee(data)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -228,7 +232,7 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
          speeds: tuple[float, float] = SPEEDS, motion_input: str | None = None, size: int = SIZE,
          sampler_steps: int = 8, held_out_batches: int = 8, rough: int = 0, seed: int = 2,
          decay: bool = False, field_speed: float = 0.0, region_share: float = 0.5, svd_channels: int = 32,
-         group_channels: int | None = None) -> dict:
+         group_channels: int | None = None, prior_bucket: bool = False) -> dict:
     """Train (``base_steps`` of the SVD alone at ``base_lr``, then ``steps`` of the additions at ``lr``, with the
     SVD's weights too when ``joint``), measure on ``seeds`` pictures, return the losses and the measurements
     (module docstring; ``jitter``: the trainee's ``field_jitter``, ``train.long_animation.jitter_factors``;
@@ -238,7 +242,9 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's;
     ``decay``: the additions' learning rate falls linearly to 0, :func:`train`; ``region_share``: the share of
     training clips flowing through a rectangle, the others panning; ``svd_channels``: the tiny SVD's width,
-    ``tiny_svd.tiny_svd``; ``group_channels``: its GroupNorms' channels per group, None = ComfyUI's 32 groups))."""
+    ``tiny_svd.tiny_svd``; ``group_channels``: its GroupNorms' channels per group, None = ComfyUI's 32 groups; ``prior_bucket``: the video
+    prior trained with SVD's motion bucket id following the clip's speed, 127 at 4 px/frame, as the released SVD
+    was, so that the frozen SVD has a motion-amount path in its embedding))."""
     global FRAMES, SPEEDS, SIZE, LATENT
     FRAMES, SPEEDS = int(frames), tuple(speeds)
     SIZE, LATENT = int(size), int(size) // 8
@@ -266,7 +272,8 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     if base_steps:
         unet.requires_grad_(True)
         base_params = [p for p in unet.parameters() if p.requires_grad]
-        result["base_losses"] = train(trainee, base_params, base_steps, base_lr, batch_size, seed=1)
+        result["base_losses"] = train(trainee, base_params, base_steps, base_lr, batch_size, seed=1,
+                                      bucket_per_speed=127.0 / (sum(SPEEDS) / 2) if prior_bucket else 0.0)
         unet.requires_grad_(False)
     result["base_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
