@@ -28,7 +28,7 @@ per frame (frame k gets F_{k->k+1}, the last frame the last flow; ``--field fram
 clip's field is scaled by a random factor in [2^-j, 2^j] while M_s stays the clip's own: the field then tells where
 and which way things move and their relative speeds, M_s alone the overall speed, so that M_s is a control at
 inference (with j = 0 the field's length already tells the speed, and the tiny models of the tests learn to ignore
-M_s: bench/RESULTS.md, issue 16, runs 11-46).
+M_s: bench/RESULTS.md, issue 16, runs 11-55).
 
 Objective (SVD's own, EDM with v-prediction, ``sigma_data`` 1, as ComfyUI's ``V_PREDICTION_EDM``): the clip's
 latents ``x0`` (VAE, scaled by 0.18215), ``log sigma ~ N(0.7, 1.6^2)`` per clip (SVD's fine-tuning), ``x = x0 +

@@ -242,8 +242,8 @@ def main(base_steps: int = 200, steps: int = 200, batch_size: int = 4, base_lr: 
     sample; ``held_out_batches``: batches of 4 clips for :func:`held_out_losses`; ``seed``: the training data's;
     ``decay``: the additions' learning rate falls linearly to 0, :func:`train`; ``region_share``: the share of
     training clips flowing through a rectangle, the others panning; ``svd_channels``: the tiny SVD's width,
-    ``tiny_svd.tiny_svd``; ``group_channels``: its GroupNorms' channels per group, None = ComfyUI's 32 groups; ``prior_bucket``: the video
-    prior trained with SVD's motion bucket id following the clip's speed, 127 at 4 px/frame, as the released SVD
+    ``tiny_svd.tiny_svd``; ``group_channels``: its GroupNorms' channels per group, None = ComfyUI's 32 groups;
+    ``prior_bucket``: the video prior trained with SVD's motion bucket id following the clip's speed, 127 at 4 px/frame, as the released SVD
     was, so that the frozen SVD has a motion-amount path in its embedding))."""
     global FRAMES, SPEEDS, SIZE, LATENT
     FRAMES, SPEEDS = int(frames), tuple(speeds)

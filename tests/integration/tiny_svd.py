@@ -37,7 +37,7 @@ def tiny_svd(seed: int = 0, dtype: torch.dtype = torch.float32, channels: int = 
     ``channels`` / 2 x ``channels`` at its two levels (a multiple of 16). ComfyUI's ResBlocks normalise with 32
     groups right after adding the timestep embedding, so at 32 channels (one channel per group) that per-channel
     addition is normalised away there: the timestep embedding, and M_s with it, reaches only the 64-channel level.
-    ``group_channels`` (for example 8) gives every GroupNorm of the U-Net ``C / group_channels`` groups instead, the
+    ``group_channels`` (the arrow test's 4) gives every GroupNorm of the U-Net ``C / group_channels`` groups instead, the
     proportion of the released SVD (10-40 channels per group at 320-1280 channels), where the embedding survives."""
     import comfy.model_management
     import comfy.model_patcher
