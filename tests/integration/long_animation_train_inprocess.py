@@ -67,6 +67,7 @@ def main() -> dict:
     from imagedynamics.models.long_animation.model import LongAnimationModel
     from imagedynamics.nodes.motion.long_animation_patch import patch_svd
     from imagedynamics.train.common import load_phase_weights, read_log
+    from imagedynamics.train.long_animation import VideoModelTrainee
     from imagedynamics.train.long_animation import main as train
 
     torch.set_num_threads(1)
@@ -107,6 +108,29 @@ def main() -> dict:
     after = unet.state_dict()
     unet_restored = set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
 
+    # the trainee's batch keys: motion bucket 127 by default, field jitter in training mode only (same noise; the
+    # additions have no dropout, so training mode differs by the jitter alone), on randomised additions
+    from long_animation_inprocess import _randomise
+
+    trainee = VideoModelTrainee(_randomise(LongAnimationModel(tiny_config(loaded.config.svd)), 5), svd, "frames",
+                                field_jitter=1.0)
+    g = torch.Generator().manual_seed(3)
+    data = {"frames": torch.rand(2, 5, 3, 48, 48, generator=g), "flows": torch.tensor([1.5, -0.5]).view(1, 1, 2, 1, 1).expand(2, 4, 2, 48, 48).clone(),
+            "strength": torch.tensor([1.0, 2.0])}
+
+    def loss_of(extra: dict, training: bool) -> float:
+        trainee.train(training)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return float(trainee(dict(data, **extra))[0])
+
+    plain = loss_of({}, False)
+    keys = {"bucket_127_is_default": loss_of({"motion_bucket": torch.full((2,), 127.0)}, False) == plain,
+            "bucket_30_differs": abs(loss_of({"motion_bucket": torch.full((2,), 30.0)}, False) - plain),
+            "eval_repeats": loss_of({}, False) == plain,
+            "jitter_differs": abs(loss_of({}, True) - plain)}
+    trainee.remove()
+
     # T trained first (here: perturbed in the file) is kept when the video model is trained into the same file
     from imagedynamics.models.long_animation import checkpoint
 
@@ -134,7 +158,8 @@ def main() -> dict:
 
     bare = sample(model)
     patched = sample(patch_svd(model, ModelHolder(loaded), flows, 1.5, "LongAnimationMotion"))
-    return {"losses": losses, "resumed_equal": bool(resumed_equal), "loaded_family": family,
+
+    return {"trainee_keys": keys, "losses": losses, "resumed_equal": bool(resumed_equal), "loaded_family": family,
             "changed": changed, "refiner_unchanged": bool(refiner_unchanged), "unet_restored": bool(unet_restored),
             "loads_on_svd": (patched - bare).abs().max().item(), "refiner_kept": bool(refiner_kept)}
 

@@ -93,6 +93,16 @@ def test_the_trainer_trains_the_additions_on_the_frozen_svd_and_resumes_exactly(
     assert trained["resumed_equal"] is True               # 3 + 3 steps resumed = 6 steps
 
 
+def test_the_trainee_reads_the_motion_bucket_and_jitters_the_field_only_in_training(trained):
+    """SVD's motion bucket id comes from the batch (127 when absent, as the node's conditioning gives; another
+    value changes the loss), and the field jitter (``--field-jitter``) changes the loss in training mode only:
+    eval mode repeats the unjittered loss exactly (same noise, one thread), so any difference in training mode,
+    where nothing else differs, is the jittered field's."""
+    keys = trained["trainee_keys"]
+    assert keys["bucket_127_is_default"] is True and keys["bucket_30_differs"] > 0
+    assert keys["eval_repeats"] is True and keys["jitter_differs"] > 0
+
+
 def test_the_trained_file_loads_and_patches_the_svd(trained):
     assert trained["loaded_family"] == "long_animation"
     assert trained["loads_on_svd"] > 1e-4
