@@ -258,14 +258,10 @@ class LoopGuidance:
             raise ValueError(f"{name} must be >= 0, got {scale}")
         return scale
 
-    def with_default_weight(self, default: float) -> LoopGuidance:
-        """This guidance with ``weight`` = ``default`` when it is None (the family's default), else itself."""
-        return self if self.weight is not None else replace(self, weight=float(default))
-
     def with_defaults(self, weight: float, relative: bool) -> LoopGuidance:
         """This guidance with the family's defaults for whichever of ``weight`` and ``relative`` are None."""
-        guidance = self.with_default_weight(weight)
-        return guidance if guidance.relative is not None else replace(guidance, relative=bool(relative))
+        return replace(self, weight=float(weight) if self.weight is None else self.weight,
+                       relative=bool(relative) if self.relative is None else self.relative)
 
     def endpoint_times(self, period: int) -> torch.Tensor:
         """Frame times whose displacement the loss needs: (0, 1, L, L + 1), L = num_frames or ``period``;
@@ -313,7 +309,7 @@ class LoopGuidance:
         """
         if self.weight is None:
             raise ValueError("LoopGuidance.weight is None (the family's default): the sampler resolves it with "
-                             "with_default_weight before guiding")
+                             "with_defaults before guiding")
         alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float32, device=sample.device)
         sigma = (1 - alpha_bar).sqrt()
         with torch.enable_grad():

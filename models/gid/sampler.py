@@ -13,8 +13,9 @@ and 1 again, so the loop of frames 0 .. L - 1 has no duplicated frame and no hol
 default) or a multiple of T, the series' period already gives exactly that: there is nothing to guide, and the
 sampler samples without guidance (``cfg_w`` still applies). The guidance weight is resolved here: None =
 :data:`LOOP_WEIGHT`, and so is the loss (``relative`` None = :data:`LOOP_RELATIVE`: the scale-invariant loss,
-for which the decoder also evaluates the loop's frames 0 .. L - 1 for their amplitude), and u is scaled by :func:`loop_scale` so that it means the same at every resolution. With ``checkpoint_denoiser`` (the
-default) memory is kept in check layer by layer: the U-Net recomputes each layer in the backward pass (its
+for which the decoder also evaluates the loop's frames 0 .. L - 1 for their amplitude), and u is scaled by
+:func:`loop_scale` so that it means the same at every resolution. With ``checkpoint_denoiser`` (the default)
+memory is kept in check layer by layer: the U-Net recomputes each layer in the backward pass (its
 ``gradient_checkpointing``) and the decoder runs in checkpointed chunks of 4 slices.
 """
 from __future__ import annotations
